@@ -1,0 +1,120 @@
+"""A tiny deterministic suite for testing harness logic (not a benchmark).
+
+A point moves in the plane by the first two action components; the episode succeeds
+when it is within ``tolerance`` of the goal. Protocol knobs let tests make the worker
+crash, hang or slow down on purpose; ``*_once_dir`` variants fail only on the first
+attempt (a marker file remembers), which is how retries are exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlaeval.harness import registry
+from vlaeval.harness.backend import SimBackend, StepOutcome
+from vlaeval.harness.policy import Observation, Policy, PolicySpec
+from vlaeval.harness.specs import EpisodeSpec, SuiteSpec, TaskSpec
+from vlaeval.harness.suite import Suite
+
+GOALS = [(0.5, 0.0), (0.0, 0.5), (-0.5, -0.5)]
+
+
+class ToySuite(Suite):
+    backend_env = "toy"
+    backend_class = "toy_suite:ToyBackend"
+
+    def __init__(self) -> None:
+        self.spec = SuiteSpec(
+            name="toy",
+            version="1",
+            backend="toy",
+            protocol={
+                "max_steps": 30,
+                "tolerance": 0.05,
+                "step_sleep_s": 0.0,
+                "crash_once_dir": "",
+                "crash_always": False,
+                "hang_once_dir": "",
+                "fail_at_step": 3,
+                "replan_steps": 0,
+                "ensemble": "none",
+            },
+        )
+
+    def tasks(self) -> list[TaskSpec]:
+        return [
+            TaskSpec(suite="toy", task_id=f"reach_{i}", instruction=f"reach goal {i}", index=i, n_init_states=4, max_steps=30)
+            for i in range(len(GOALS))
+        ]
+
+
+class ToyBackend(SimBackend):
+    def reset(self, episode: EpisodeSpec) -> Observation:
+        self.episode = episode
+        self.protocol = episode.protocol
+        rng = np.random.default_rng([episode.seed, episode.task_index, episode.episode_index])
+        self.pos = rng.uniform(-0.2, 0.2, size=2)
+        self.goal = np.array(GOALS[episode.task_index])
+        self.t = 0
+        return self._obs()
+
+    def _obs(self) -> Observation:
+        image = np.zeros((8, 8, 3), dtype=np.uint8)
+        image[..., 0] = int((self.pos[0] + 1) * 100)
+        return {"agentview": image, "state": np.concatenate([self.pos, self.goal]).astype(np.float32),
+                "instruction": self.episode.instruction}
+
+    def _first_time(self, directory: str, what: str) -> bool:
+        marker = Path(directory) / f"{what}-{self.episode.task_id}-{self.episode.episode_index}-{self.episode.seed}"
+        if marker.exists():
+            return False
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        return True
+
+    def step(self, action: np.ndarray) -> StepOutcome:
+        self.t += 1
+        p = self.protocol
+        if self.t == p["fail_at_step"] and self.episode.episode_index == 0 and self.episode.task_index == 0:
+            if p["crash_always"] or (p["crash_once_dir"] and self._first_time(p["crash_once_dir"], "crash")):
+                os.kill(os.getpid(), signal.SIGKILL)
+            if p["hang_once_dir"] and self._first_time(p["hang_once_dir"], "hang"):
+                time.sleep(3600)
+        if p["step_sleep_s"]:
+            time.sleep(p["step_sleep_s"])
+        self.pos = self.pos + np.clip(action[:2], -1, 1) * 0.1
+        success = bool(np.linalg.norm(self.pos - self.goal) < p["tolerance"])
+        return StepOutcome(obs=self._obs(), success=success)
+
+
+class GreedyPolicy(Policy):
+    """Moves toward the goal it reads from the state; solves every toy task."""
+
+    name = "toy-greedy"
+
+    def spec(self) -> PolicySpec:
+        return PolicySpec(action_dim=7, name=self.name)
+
+    def act(self, state: Any, obs: Observation) -> np.ndarray:
+        pos, goal = obs["state"][:2], obs["state"][2:4]
+        action = np.zeros(7)
+        action[:2] = np.clip((goal - pos) / 0.1, -1, 1)
+        return action
+
+
+class NanPolicy(Policy):
+    name = "toy-nan"
+
+    def act(self, state: Any, obs: Observation) -> np.ndarray:
+        return np.full(7, np.nan)
+
+
+registry.suites.register("toy", ToySuite)
+registry.adapters.register("toy-greedy", GreedyPolicy)
+registry.adapters.register("toy-nan", NanPolicy)

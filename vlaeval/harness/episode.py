@@ -1,0 +1,104 @@
+"""The episode loop: one backend, one policy handle, one :class:`EpisodeSpec`.
+
+It runs wherever the simulator runs (a sim worker, or the driver for the in-process
+executor) and is the same for every suite.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from vlaeval.harness.backend import SimBackend
+from vlaeval.harness.chunking import ChunkExecutor
+from vlaeval.harness.policy import (
+    ActionError,
+    PolicyFailure,
+    PolicyHandle,
+    as_action_chunk,
+    convert_gripper,
+)
+from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
+
+StepCallback = Callable[[int], None]
+
+
+def run_episode(
+    backend: SimBackend,
+    policy: PolicyHandle,
+    episode: EpisodeSpec,
+    on_step: StepCallback | None = None,
+    frame_sink: Callable[[np.ndarray], None] | None = None,
+) -> EpisodeResult:
+    """Run ``episode`` to success, step limit or error; never raises for policy faults.
+
+    Simulator exceptions propagate (the supervisor decides whether to retry); bad
+    actions and policy errors end the episode with status ``error``.
+    """
+    started = time.monotonic()
+    spec = policy.spec()
+    executor = ChunkExecutor(episode.protocol)
+    obs = backend.reset(episode)
+    steps, success, error = 0, False, None
+    if frame_sink is not None:
+        _emit_frame(backend, obs, frame_sink)
+    try:
+        policy.start_episode(episode.instruction, episode.to_dict())
+        while steps < episode.max_steps:
+            if executor.needs_query():
+                chunk = as_action_chunk(policy.act(obs), spec.action_dim)
+                chunk = convert_gripper(chunk, spec, backend.gripper, backend.gripper_range)
+                executor.push(chunk)
+            outcome = backend.step(executor.pop())
+            steps += 1
+            obs = outcome.obs
+            if frame_sink is not None:
+                _emit_frame(backend, obs, frame_sink)
+            if on_step is not None:
+                on_step(steps)
+            if outcome.success:
+                success = True
+                break
+            if outcome.done:
+                break
+    except (ActionError, PolicyFailure) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    result = EpisodeResult(
+        status="error" if error else ("success" if success else "failure"),
+        success=success,
+        steps=steps,
+        error=error,
+        duration_s=round(time.monotonic() - started, 3),
+    )
+    try:
+        policy.end_episode({"status": result.status, "success": success, "steps": steps})
+    except PolicyFailure:
+        pass
+    return result
+
+
+def _emit_frame(backend: SimBackend, obs: dict[str, Any], sink: Callable[[np.ndarray], None]) -> None:
+    frame = backend.frame(obs)
+    if frame is not None:
+        sink(frame)
+
+
+def run_recorded_episode(
+    backend: SimBackend,
+    policy: PolicyHandle,
+    episode: EpisodeSpec,
+    video_path: str | None = None,
+    on_step: StepCallback | None = None,
+    fps: int = 20,
+) -> EpisodeResult:
+    """:func:`run_episode`, plus an mp4 of the policy's view when ``video_path`` is set."""
+    if not video_path:
+        return run_episode(backend, policy, episode, on_step=on_step)
+    from vlaeval.harness.video import VideoRecorder
+
+    recorder = VideoRecorder(video_path, fps=fps)
+    result = run_episode(backend, policy, episode, on_step=on_step, frame_sink=recorder)
+    result.video = recorder.write()
+    return result

@@ -1,0 +1,162 @@
+"""``vlaeval run``: plan episodes, skip finished ones, execute, store every result.
+
+The driver owns the store and (for adapters that live in this process) a policy
+server the workers connect to. Each result is committed the moment it arrives, so a
+crash loses at most the episodes in flight; running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vlaeval.harness import registry
+from vlaeval.harness.config import RunConfig
+from vlaeval.harness.envs import backend_python
+from vlaeval.harness.executors.base import EpisodeJob, Executor, JobOutcome
+from vlaeval.harness.metadata import run_metadata
+from vlaeval.harness.model_source import ModelSource, resolve_model
+from vlaeval.harness.policy import LocalPolicyHandle
+from vlaeval.harness.progress import RunProgress
+from vlaeval.harness.store import RunStore
+from vlaeval.harness.suite import Selection, Suite
+from vlaeval.harness.worker.supervisor import WorkerConfig
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    planned: int
+    skipped: int
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ran(self) -> int:
+        return sum(self.counts.values())
+
+
+def plan_jobs(suite: Suite, config: RunConfig, model: ModelSource, store: RunStore) -> tuple[int, list[EpisodeJob]]:
+    """All planned episodes, minus those whose key is already in the store."""
+    selection = Selection(
+        seeds=config.seeds,
+        episodes_per_task=config.episodes_per_task,
+        tasks=config.tasks,
+        limit=config.limit,
+        protocol_overrides=config.protocol,
+    )
+    episodes = suite.episodes(selection)
+    finished = store.finished_keys()
+    videos = store.run_dir / "videos"
+    jobs = []
+    for episode in episodes:
+        key = episode.key(model.fingerprint)
+        if key not in finished:
+            video = str(videos / f"{key}.mp4") if config.record_video else None
+            jobs.append(EpisodeJob(key=key, episode=episode, video_path=video))
+    return len(episodes), jobs
+
+
+def make_executor(config: RunConfig, worker: WorkerConfig, model: ModelSource) -> Executor:
+    if config.executor == "inprocess":
+        from vlaeval.harness.executors.inprocess import InProcessExecutor
+        from vlaeval.harness.protocol.client import connect_policy
+
+        def handle_factory():
+            return connect_policy(model.url) if model.url else LocalPolicyHandle(model.policy)
+
+        return InProcessExecutor(worker, handle_factory, retries=config.retries)
+    if config.executor == "ray":
+        from vlaeval.harness.executors.ray_executor import RayExecutor
+
+        return RayExecutor(worker, workers=config.workers, retries=config.retries, address=config.address)
+    from vlaeval.harness.executors.local import LocalPoolExecutor
+
+    return LocalPoolExecutor(worker, workers=config.workers, retries=config.retries)
+
+
+def run_evaluation(config: RunConfig, console: Console | None = None) -> RunSummary:
+    console = console or Console(stderr=True, soft_wrap=True)
+    suite: Suite = registry.suites.create(config.suite)
+    model = resolve_model(config.model, config.model_args)
+    run_dir = config.output_dir()
+    store = RunStore(run_dir)
+    try:
+        planned, jobs = plan_jobs(suite, config, model, store)
+        summary = RunSummary(run_dir=run_dir, planned=planned, skipped=planned - len(jobs))
+        if summary.skipped:
+            console.print(f"resuming {run_dir}: {summary.skipped} of {planned} episodes already finished")
+        if not jobs:
+            console.print(f"nothing to run: all {planned} episodes are in {store.path}")
+            return summary
+        _run_jobs(config, suite, model, store, jobs, summary, console)
+        return summary
+    finally:
+        store.close()
+
+
+def _run_jobs(
+    config: RunConfig,
+    suite: Suite,
+    model: ModelSource,
+    store: RunStore,
+    jobs: list[EpisodeJob],
+    summary: RunSummary,
+    console: Console,
+) -> None:
+    server = None
+    policy_url = model.url
+    if policy_url is None and config.executor != "inprocess":
+        from vlaeval.harness.protocol.server import PolicyServer
+
+        server = PolicyServer(model.policy, host=config.policy_host, port=0,
+                              max_batch=config.max_batch, max_wait_ms=config.max_wait_ms)
+        server.start_in_thread()
+        policy_url = server.url
+    python = sys.executable if config.executor == "inprocess" else backend_python(suite.backend_env)
+    worker = WorkerConfig(
+        python=python,
+        backend=suite.backend_class,
+        policy_url=policy_url or "",
+        options=suite.backend_options(),
+        watchdog_s=config.watchdog_s,
+        log_dir=str(store.run_dir / "logs"),
+    )
+    run_id = store.start_run(config.model_dump(), _metadata(suite, model, config))
+    executor = make_executor(config, worker, model)
+    progress = RunProgress(total=len(jobs), console=console, title=suite.spec.name)
+
+    def on_result(outcome: JobOutcome) -> None:
+        store.write_episode(run_id, outcome.job.key, outcome.job.episode, model.name, model.fingerprint,
+                            outcome.result, outcome.attempts)
+        summary.counts[outcome.result.status] += 1
+        progress.episode_done(outcome)
+
+    def on_attempt_failed(job: EpisodeJob, attempt: int, reason: str) -> None:
+        store.record_attempt(run_id, job.key, attempt, reason)
+        progress.attempt_failed()
+
+    try:
+        with progress:
+            executor.run(jobs, on_result, on_attempt_failed)
+    finally:
+        executor.stop()
+        if server is not None:
+            server.stop()
+        store.finish_run(run_id)
+
+
+def _metadata(suite: Suite, model: ModelSource, config: RunConfig) -> dict[str, Any]:
+    meta = run_metadata()
+    meta.update(
+        suite={"name": suite.spec.name, "version": suite.spec.version, "backend": suite.spec.backend,
+               "protocol": suite.protocol(config.protocol)},
+        model={"name": model.name, "fingerprint": model.fingerprint, "spec": model.spec.to_dict()},
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return meta

@@ -1,0 +1,206 @@
+"""Launch, health-check and supervise one sim worker process.
+
+The driver holds a :class:`WorkerProcess` per worker slot. A watchdog kills a worker
+that stays silent longer than ``watchdog_s`` (a hung simulator); a dead worker raises
+:class:`WorkerDied`, and the executor decides whether to retry on a fresh one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import vlaeval
+from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
+from vlaeval.harness.worker.channel import Channel, ChannelClosed, ChannelError
+
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerDied(RuntimeError):
+    """The worker process crashed, hung, or failed an episode with an exception."""
+
+
+@dataclass
+class WorkerConfig:
+    """How to start a worker: which interpreter, which backend, which policy."""
+
+    python: str
+    backend: str
+    policy_url: str
+    options: dict[str, Any] = field(default_factory=dict)
+    policy_options: dict[str, Any] = field(default_factory=dict)
+    extra_pythonpath: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    startup_timeout_s: float = 600.0
+    watchdog_s: float = 300.0
+    log_dir: str | None = None
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL the worker when the driver dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _signal_name(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class WorkerProcess:
+    def __init__(self, config: WorkerConfig, name: str = "worker"):
+        self.config = config
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] = {}
+        self._inbox: queue.Queue[dict[str, Any] | BaseException] = queue.Queue()
+        self._stderr_tail: deque[str] = deque(maxlen=20)
+        self._channel: Channel | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> dict[str, Any]:
+        """Start the process and wait for its ``ready`` message (the health check)."""
+        source_root = str(Path(vlaeval.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env.update(self.config.env)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [source_root, *self.config.extra_pythonpath, env.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.process = subprocess.Popen(
+            [self.config.python, "-m", "vlaeval.harness.worker.main"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        self._inbox = queue.Queue()
+        self._channel = Channel(self.process.stdout, self.process.stdin)  # type: ignore[arg-type]
+        threading.Thread(target=self._read_loop, args=(self._channel,), daemon=True).start()
+        threading.Thread(target=self._stderr_loop, args=(self.process,), daemon=True).start()
+        self._send(
+            {
+                "type": "init",
+                "backend": self.config.backend,
+                "options": self.config.options,
+                "policy_url": self.config.policy_url,
+                "policy_options": self.config.policy_options,
+            }
+        )
+        reply = self._wait_for({"ready"}, self.config.startup_timeout_s, "start")
+        self.info = reply
+        return reply
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                self._send({"type": "shutdown"})
+                self.process.wait(timeout=timeout_s)
+            except (OSError, WorkerDied, subprocess.TimeoutExpired):
+                self.kill()
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # -- work --------------------------------------------------------------
+    def run_episode(self, episode: EpisodeSpec, video_path: str | None = None) -> EpisodeResult:
+        """Run one episode; raise :class:`WorkerDied` on crash, hang or sim exception."""
+        if not self.alive():
+            self.start()
+        self._send({"type": "run", "episode": episode.to_dict(), "video_path": video_path})
+        reply = self._wait_for({"result", "episode_error"}, self.config.watchdog_s, "episode")
+        if reply["type"] == "episode_error":
+            raise WorkerDied(f"simulator error: {reply['error']}")
+        return EpisodeResult.from_dict(reply["result"])
+
+    # -- plumbing -------------------------------------------------------
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._channel is not None
+        try:
+            self._channel.send(message)
+        except (BrokenPipeError, OSError):
+            raise WorkerDied(self._death_reason()) from None
+
+    def _wait_for(self, kinds: set[str], silence_s: float, what: str) -> dict[str, Any]:
+        """Wait for a message of ``kinds``; any heartbeat resets the watchdog."""
+        while True:
+            try:
+                message = self._inbox.get(timeout=silence_s)
+            except queue.Empty:
+                self.kill()
+                raise WorkerDied(f"watchdog: worker silent for {silence_s:.0f} s during {what}; killed") from None
+            if isinstance(message, BaseException):
+                raise WorkerDied(self._death_reason()) from None
+            kind = message.get("type")
+            if kind in kinds:
+                return message
+            if kind == "fatal":
+                self.kill()
+                raise WorkerDied(f"worker failed: {message.get('error')}")
+            # heartbeats and anything else just prove the worker is alive
+
+    def _death_reason(self) -> str:
+        if self.process is not None:
+            try:
+                code = self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                code = self.process.returncode
+            tail = " | ".join(line for line in list(self._stderr_tail)[-3:] if line)
+            return f"worker {_signal_name(code)}" + (f" (stderr: {tail})" if tail else "")
+        return "worker not running"
+
+    def _read_loop(self, channel: Channel) -> None:
+        while True:
+            try:
+                self._inbox.put(channel.recv())
+            except (ChannelClosed, ChannelError, OSError, ValueError) as exc:
+                self._inbox.put(exc)
+                return
+
+    def _stderr_loop(self, process: subprocess.Popen[bytes]) -> None:
+        log_file = None
+        if self.config.log_dir:
+            Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
+            log_file = open(Path(self.config.log_dir) / f"{self.name}.log", "ab")
+        try:
+            assert process.stderr is not None
+            for raw in process.stderr:
+                if log_file:
+                    log_file.write(raw)
+                    log_file.flush()
+                self._stderr_tail.append(raw.decode(errors="replace").rstrip())
+        finally:
+            if log_file:
+                log_file.close()
+
