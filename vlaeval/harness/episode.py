@@ -40,7 +40,10 @@ def run_episode(
     started = time.monotonic()
     spec = policy.spec()
     executor = ChunkExecutor(episode.protocol)
+    wants_privileged = "privileged" in spec.observation_keys  # scripted oracles read sim state
     obs = backend.reset(episode)
+    reset_done = time.monotonic()
+    policy_s = sim_s = 0.0
     steps, success, error = 0, False, None
     if frame_sink is not None:
         _emit_frame(backend, obs, frame_sink)
@@ -48,29 +51,40 @@ def run_episode(
         policy.start_episode(episode.instruction, episode.to_dict())
         while steps < episode.max_steps:
             if executor.needs_query():
-                chunk = as_action_chunk(policy.act(obs), spec.action_dim)
-                chunk = convert_gripper(chunk, spec, backend.gripper, backend.gripper_range)
-                executor.push(chunk)
+                if wants_privileged:
+                    obs = {**obs, "privileged": backend.privileged()}
+                t0 = time.monotonic()
+                raw = policy.act(obs)
+                policy_s += time.monotonic() - t0
+                chunk = as_action_chunk(raw, spec.action_dim)
+                executor.push(convert_gripper(chunk, spec, backend.gripper, backend.gripper_range))
+            t0 = time.monotonic()
             outcome = backend.step(executor.pop())
+            sim_s += time.monotonic() - t0
             steps += 1
             obs = outcome.obs
             if frame_sink is not None:
                 _emit_frame(backend, obs, frame_sink)
             if on_step is not None:
                 on_step(steps)
-            if outcome.success:
-                success = True
-                break
-            if outcome.done:
+            if outcome.success or outcome.done:
+                success = outcome.success
                 break
     except (ActionError, PolicyFailure) as exc:
         error = f"{type(exc).__name__}: {exc}"
+    finished = time.monotonic()
     result = EpisodeResult(
         status="error" if error else ("success" if success else "failure"),
         success=success,
         steps=steps,
         error=error,
-        duration_s=round(time.monotonic() - started, 3),
+        duration_s=round(finished - started, 3),
+        timing={
+            "reset_s": round(reset_done - started, 4),
+            "loop_s": round(finished - reset_done, 4),
+            "policy_s": round(policy_s, 4),
+            "sim_s": round(sim_s, 4),
+        },
     )
     try:
         policy.end_episode({"status": result.status, "success": success, "steps": steps})

@@ -148,7 +148,7 @@ def _run_jobs(
         executor.stop()
         if server is not None:
             server.stop()
-        store.finish_run(run_id)
+        store.finish_run(run_id, {"backend": executor.backend_info})
 
 
 def _metadata(suite: Suite, model: ModelSource, config: RunConfig) -> dict[str, Any]:

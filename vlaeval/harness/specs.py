@@ -100,6 +100,9 @@ class EpisodeResult:
     success: bool
     steps: int
     metrics: dict[str, Any] = field(default_factory=dict)
+    """Task scores beyond success (partial success, text metrics...)."""
+    timing: dict[str, float] = field(default_factory=dict)
+    """Where the time went: reset_s, loop_s, policy_s, sim_s."""
     video: str | None = None
     error: str | None = None
     duration_s: float = 0.0

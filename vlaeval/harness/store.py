@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     success INTEGER NOT NULL,
     steps INTEGER NOT NULL,
     metrics_json TEXT NOT NULL,
+    timing_json TEXT NOT NULL,
     video TEXT,
     error TEXT,
     attempts INTEGER NOT NULL,
@@ -85,9 +86,15 @@ class RunStore:
             )
         return run_id
 
-    def finish_run(self, run_id: str) -> None:
+    def finish_run(self, run_id: str, extra_metadata: dict[str, Any] | None = None) -> None:
+        """Mark the run finished, merging ``extra_metadata`` (e.g. the backend's renderer)."""
         with self._lock:
-            self._db.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))
+            (current,) = self._db.execute("SELECT metadata_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            merged = {**json.loads(current), **(extra_metadata or {})}
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, metadata_json = ? WHERE run_id = ?",
+                (time.time(), canonical_json(merged), run_id),
+            )
 
     def runs(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM runs ORDER BY started_at").fetchall()
@@ -122,7 +129,7 @@ class RunStore:
             key, run_id, episode.suite, episode.suite_version, episode.task_id, episode.task_index,
             episode.episode_index, episode.seed, episode.instruction, model, model_fingerprint,
             canonical_json(episode.protocol), result.status, int(result.success), result.steps,
-            canonical_json(result.metrics), result.video, result.error, attempts, result.duration_s,
+            canonical_json(result.metrics), canonical_json(result.timing), result.video, result.error, attempts, result.duration_s,
             time.time(),
         )
         placeholders = ", ".join("?" * len(values))
@@ -151,6 +158,7 @@ def _decode_episode(row: sqlite3.Row) -> dict[str, Any]:
     data["success"] = bool(data["success"])
     data["protocol"] = json.loads(data.pop("protocol_json"))
     data["metrics"] = json.loads(data.pop("metrics_json"))
+    data["timing"] = json.loads(data.pop("timing_json"))
     return data
 
 
@@ -176,7 +184,7 @@ def export_runs(run_dirs: Iterable[str | Path], path: str | Path, fmt: str | Non
         frames.append(frame)
         store.close()
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    for column in ("protocol", "metrics"):  # nested dicts become JSON text for flat formats
+    for column in ("protocol", "metrics", "timing"):  # nested dicts become JSON text for flat formats
         if column in table and fmt != "jsonl":
             table[column] = table[column].map(canonical_json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 from vlaeval.harness.worker.supervisor import WorkerConfig, WorkerDied
@@ -39,6 +39,8 @@ class Executor(ABC):
         self.workers = max(1, int(workers))
         self.retries = max(0, int(retries))
         self.stop_event = threading.Event()
+        self.backend_info: dict[str, Any] = {}
+        """What the first started backend reported (versions, renderer): run metadata."""
 
     @abstractmethod
     def run(self, jobs: list[EpisodeJob], on_result: ResultSink, on_attempt_failed: AttemptSink) -> None: ...

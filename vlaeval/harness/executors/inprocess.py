@@ -27,7 +27,9 @@ class InProcessExecutor(Executor):
         handle = self.handle_factory()
 
         def attempt(job: EpisodeJob) -> EpisodeResult:
-            self._backend = self._backend or make_backend(self.worker.backend, self.worker.options)
+            if self._backend is None:
+                self._backend = make_backend(self.worker.backend, self.worker.options)
+                self.backend_info = self.backend_info or self._backend.describe()
             try:
                 return run_recorded_episode(self._backend, handle, job.episode, job.video_path)
             except Exception as exc:  # a simulator exception: fresh backend next attempt

@@ -54,11 +54,13 @@ class LocalPoolExecutor(Executor):
 
         def attempt(job: EpisodeJob) -> EpisodeResult:
             try:
-                return worker.run_episode(job.episode, job.video_path)
+                result = worker.run_episode(job.episode, job.video_path)
             except WorkerDied as exc:
                 worker.kill()
                 log.warning("%s: %s (episode %s)", worker.name, exc, job.key)
                 raise
+            self.backend_info = self.backend_info or worker.info.get("backend", {})
+            return result
 
         try:
             while not self.stop_event.is_set():

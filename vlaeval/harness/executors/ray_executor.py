@@ -36,7 +36,7 @@ class SimWorkerActor:
         except WorkerDied as exc:
             self.worker.kill()
             return {"died": str(exc)}
-        return {"result": result.to_dict()}
+        return {"result": result.to_dict(), "backend": self.worker.info.get("backend", {})}
 
     def stop(self) -> None:
         self.worker.stop()
@@ -80,6 +80,7 @@ class RayExecutor(Executor):
                     except ray.exceptions.RayActorError as exc:
                         actors[slot] = actor_cls.remote(config, f"ray-worker-{slot}")
                         reply = {"died": f"ray actor died: {exc}"}
+                    self.backend_info = self.backend_info or reply.get("backend", {})
                     outcome = self._settle(tracker, job, errors, reply)
                     if outcome is None:
                         pending.append(job)  # retry next, on whichever actor frees up

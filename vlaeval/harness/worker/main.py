@@ -77,6 +77,7 @@ def serve(channel: Channel) -> int:
         return 2
     channel.send({"type": "ready", "pid": os.getpid(), "backend": worker.backend.describe(),
                   "python": sys.version.split()[0]})
+    described = False
     try:
         while True:
             message = channel.recv()
@@ -87,7 +88,11 @@ def serve(channel: Channel) -> int:
                 channel.send({"type": "pong"})
             elif kind == "run":
                 try:
-                    channel.send({"type": "result", "result": worker.run(message)})
+                    reply = {"type": "result", "result": worker.run(message)}
+                    if not described:  # after the first episode the renderer is known
+                        reply["backend"] = worker.backend.describe()
+                        described = True
+                    channel.send(reply)
                 except Exception as exc:
                     traceback.print_exc()
                     channel.send({"type": "episode_error", "error": f"{type(exc).__name__}: {exc}"})

@@ -141,6 +141,8 @@ class WorkerProcess:
         reply = self._wait_for({"result", "episode_error"}, self.config.watchdog_s, "episode")
         if reply["type"] == "episode_error":
             raise WorkerDied(f"simulator error: {reply['error']}")
+        if "backend" in reply:
+            self.info["backend"] = reply["backend"]
         return EpisodeResult.from_dict(reply["result"])
 
     # -- plumbing -------------------------------------------------------

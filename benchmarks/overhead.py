@@ -1,0 +1,99 @@
+"""Harness overhead on LIBERO: harness step time / raw simulator step time.
+
+Measured side by side in one run, alternating (raw, harness) ``--rounds`` times:
+
+* raw: a bare ``OffScreenRenderEnv`` stepped with zero actions in the libero venv
+  (same task, init state, camera size and settle steps as the harness);
+* harness: ``vlaeval run --model zero`` on the same episode through the real path
+  (sim worker process, policy server over WebSocket + msgpack, episode loop, store);
+  its per-step time is the episode's loop time divided by its steps.
+
+Run with the harness venv: ``.venv/bin/python benchmarks/overhead.py [--steps 100]``.
+Target: ratio <= 1.03.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from vlaeval.harness.envs import backend_python
+from vlaeval.harness.store import RunStore
+
+RAW_SCRIPT = r"""
+import json, os, sys, time
+os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
+from libero.libero import benchmark, get_libero_path
+from libero.libero.envs import OffScreenRenderEnv
+steps, size = int(sys.argv[1]), int(sys.argv[2])
+suite = benchmark.get_benchmark_dict()["libero_spatial"]()
+task = suite.get_task(0)
+bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+env = OffScreenRenderEnv(bddl_file_name=bddl, camera_heights=size, camera_widths=size)
+env.seed(0); env.reset(); env.set_init_state(suite.get_task_init_states(0)[0])
+noop = np.zeros(7); noop[-1] = -1.0
+for _ in range(10):
+    env.step(noop)
+t0 = time.monotonic()
+for _ in range(steps):
+    obs, reward, done, info = env.step(noop)
+    agent = np.ascontiguousarray(obs["agentview_image"][::-1, ::-1])
+    wrist = np.ascontiguousarray(obs["robot0_eye_in_hand_image"][::-1, ::-1])
+print(json.dumps({"step_s": (time.monotonic() - t0) / steps}))
+env.close()
+"""
+
+
+def raw_step_s(steps: int, size: int) -> float:
+    out = subprocess.run([backend_python("libero"), "-c", RAW_SCRIPT, str(steps), str(size)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["step_s"]
+
+
+def harness_step_s(steps: int, size: int, workdir: Path, round_index: int) -> tuple[float, float]:
+    """(loop seconds per step, loop time / time inside env.step) of one harness episode."""
+    out = workdir / f"run{round_index}"
+    subprocess.run(
+        [sys.executable, "-m", "vlaeval.cli", "run", "--suite", "libero-spatial", "--model", "zero",
+         "--tasks", "0", "--episodes-per-task", "1", "--out", str(out),
+         "--protocol", f"max_steps={steps}", "--protocol", f"camera_size={size}"],
+        check=True, capture_output=True,
+    )
+    store = RunStore(out)
+    [episode] = store.episodes()
+    store.close()
+    timing = episode["timing"]
+    return timing["loop_s"] / episode["steps"], timing["loop_s"] / timing["sim_s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=100, help="steps per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating raw/harness rounds")
+    parser.add_argument("--camera-size", type=int, default=256)
+    args = parser.parse_args()
+    raw, harness, within = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            raw.append(raw_step_s(args.steps, args.camera_size))
+            step_s, loop_over_sim = harness_step_s(args.steps, args.camera_size, Path(tmp), r)
+            harness.append(step_s)
+            within.append(loop_over_sim)
+            print(f"round {r}: raw {raw[-1] * 1e3:.1f} ms/step, harness {harness[-1] * 1e3:.1f} ms/step", flush=True)
+    ratio = statistics.median(harness) / statistics.median(raw)
+    print(f"LIBERO libero_spatial task 0, {args.steps} steps, {args.camera_size}px, {args.rounds} rounds")
+    print(f"raw step     {statistics.median(raw) * 1e3:8.1f} ms (median)")
+    print(f"harness step {statistics.median(harness) * 1e3:8.1f} ms (median)")
+    print(f"overhead ratio harness/raw = {ratio:.3f}  (target <= 1.03)")
+    print(f"within the harness episode: loop time / env.step time = {statistics.median(within):.3f} "
+          "(the same ratio, immune to load changes between rounds)")
+
+
+if __name__ == "__main__":
+    main()

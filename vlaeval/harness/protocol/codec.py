@@ -1,0 +1,144 @@
+"""msgpack with an explicit, whitelisted numpy array codec (never pickle).
+
+An array travels as a map with string marker keys::
+
+    {"__ndarray__": True, "dtype": "<f4", "shape": [224, 224, 3], "data": b"..."}
+
+numpy scalars travel as plain Python scalars. Decoding validates the dtype against
+:data:`ALLOWED_DTYPES`, the shape against the byte length and the total size, and
+returns writable arrays that own their memory.
+
+Only numpy, msgpack and the standard library are imported (this runs inside
+simulator environments with numpy 1.23), so no numpy-2-only API is used.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import msgpack
+import numpy as np
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""Largest frame :func:`unpackb` accepts unless told otherwise (64 MiB)."""
+
+ARRAY_MARKER = "__ndarray__"
+
+ALLOWED_DTYPES = frozenset(
+    {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
+     "float16", "float32", "float64"}
+)
+"""dtype names that may cross the wire (kinds b, i, u, f; no object/str/complex/void)."""
+
+_MAX_NDIM = 32  # numpy 1.x limit
+
+
+class CodecError(ValueError):
+    """A frame or value cannot be encoded or decoded; the message is one line."""
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """Return ``dtype`` as a :class:`numpy.dtype` if it is whitelisted, else raise :class:`CodecError`."""
+    if not isinstance(dtype, (str, np.dtype)):
+        raise CodecError(f"array dtype must be a string, got {type(dtype).__name__}")
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise CodecError(f"unknown array dtype {dtype!r}") from None
+    if resolved.kind not in "biuf" or resolved.name not in ALLOWED_DTYPES:
+        raise CodecError(f"array dtype {resolved.str!r} ({resolved.name}) is not allowed")
+    return resolved
+
+
+def array_from_parts(dtype: Any, shape: Any, data: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Build a writable array from wire parts after validating dtype, shape and size."""
+    resolved = check_dtype(dtype)
+    dims = _check_shape(shape)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"array data must be bytes, got {type(data).__name__}")
+    expected = math.prod(dims) * resolved.itemsize
+    if expected > max_bytes:
+        raise CodecError(f"array of shape {dims} ({expected} bytes) exceeds limit of {max_bytes} bytes")
+    if expected != len(data):
+        raise CodecError(
+            f"array of shape {dims} and dtype {resolved.str} needs {expected} bytes, got {len(data)}"
+        )
+    if expected == 0:
+        return np.zeros(dims, dtype=resolved)
+    return np.frombuffer(data, dtype=resolved).reshape(dims).copy()
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, (list, tuple)) or len(shape) > _MAX_NDIM:
+        raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} integers, got {shape!r}")
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise CodecError(f"array shape must hold non-negative integers, got {list(shape)!r}")
+    return tuple(shape)
+
+
+def _encode_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        dtype = check_dtype(obj.dtype)
+        return {ARRAY_MARKER: True, "dtype": dtype.str, "shape": list(obj.shape), "data": obj.tobytes()}
+    if isinstance(obj, np.generic):
+        check_dtype(obj.dtype)
+        return obj.item()
+    raise CodecError(f"cannot encode object of type {type(obj).__name__}")
+
+
+def _decode_hook(max_bytes: int) -> Callable[[dict[Any, Any]], Any]:
+    def hook(obj: dict[Any, Any]) -> Any:
+        if ARRAY_MARKER not in obj:
+            return obj
+        return array_from_parts(obj.get("dtype"), obj.get("shape"), obj.get("data"), max_bytes)
+
+    return hook
+
+
+def pack_with(obj: Any, default: Callable[[Any], Any]) -> bytes:
+    """``msgpack.packb`` with ``default``; any failure becomes a :class:`CodecError`."""
+    try:
+        return msgpack.packb(obj, default=default, use_bin_type=True)
+    except CodecError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode message: {one_line(exc)}") from None
+
+
+def unpack_with(data: Any, hook: Callable[[dict[Any, Any]], Any], max_bytes: int) -> Any:
+    """``msgpack.unpackb`` with a size check and ``hook``; any failure becomes a :class:`CodecError`."""
+    check_frame(data, max_bytes)
+    try:
+        return msgpack.unpackb(data, object_hook=hook, raw=False)
+    except CodecError:
+        raise
+    except (ValueError, TypeError, msgpack.exceptions.UnpackException) as exc:
+        raise CodecError(f"frame is not valid msgpack: {one_line(exc)}") from None
+
+
+def check_frame(data: Any, max_bytes: int) -> None:
+    """Raise :class:`CodecError` unless ``data`` is a binary frame of at most ``max_bytes``."""
+    if isinstance(data, str):
+        raise CodecError("expected a binary frame, got a text frame")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"expected a binary frame, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise CodecError(f"frame of {len(data)} bytes exceeds limit of {max_bytes} bytes")
+
+
+def packb(obj: Any) -> bytes:
+    """Encode ``obj`` (dicts, lists, scalars, str, bytes, numpy arrays and scalars)."""
+    return pack_with(obj, _encode_default)
+
+
+def unpackb(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Decode a frame made by :func:`packb`; arrays come back as writable copies."""
+    return unpack_with(data, _decode_hook(max_bytes), max_bytes)
+
+
+def one_line(text: object, limit: int = 500) -> str:
+    """The first non-empty line of ``str(text)``, at most ``limit`` characters."""
+    lines: Sequence[str] = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = lines[0] if lines else (type(text).__name__ if isinstance(text, BaseException) else "")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
