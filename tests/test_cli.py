@@ -57,3 +57,10 @@ def test_doctor_reports_backends_and_renderers():
     assert result.exit_code == 0
     for word in ("vlaeval", "backend env: libero", "EGL", "GPU"):
         assert word in result.output
+
+
+def test_policy_and_suite_action_widths_are_checked_before_anything_runs(tmp_path):
+    result = vlaeval("run", "--suite", "toy", "--model", "random", "--model-arg", "action_dim=8",
+                     "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert "declares 8-d actions but toy executes 7-d actions" in result.stderr

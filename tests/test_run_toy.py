@@ -78,6 +78,12 @@ def test_nan_actions_end_the_episode_with_a_clear_error(tmp_path):
     assert not attempts  # a policy fault is not retried
 
 
+def test_a_policy_needing_missing_observations_is_refused_per_episode(tmp_path):
+    summary = run(tmp_path, model="toy-needs-wrist", episodes_per_task=1)
+    assert summary.counts == {"error": 3}
+    assert all("needs observation keys ['wrist']" in e["error"] for e in rows(tmp_path)[0])
+
+
 def test_inprocess_executor_gives_the_same_results(tmp_path):
     run(tmp_path, episodes_per_task=2)
     local = {(e["key"], e["steps"], e["status"]) for e in rows(tmp_path)[0]}

@@ -103,3 +103,14 @@ def test_libero_catalog_drives_the_suite_without_the_simulator():
     assert suite.spec.protocol["max_steps"] == 220
     assert registry.suites.create("libero-long").spec.protocol["max_steps"] == 520
     assert len(registry.suites.create("libero-90").tasks()) == 90
+
+
+def test_libero_family_runs_each_task_under_its_own_suite_protocol():
+    suite = registry.suites.create("libero")
+    assert len(suite.tasks()) == 40
+    episodes = suite.episodes(Selection(seeds=[0], episodes_per_task=1))
+    limits = {e.protocol["benchmark"]: e.max_steps for e in episodes}
+    assert limits == {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520}
+    assert all(e.task_id.startswith(e.protocol["benchmark"] + "/") for e in episodes)
+    short = suite.episodes(Selection(seeds=[0], episodes_per_task=1, protocol_overrides={"max_steps": 9}))
+    assert {e.max_steps for e in short} == {9}

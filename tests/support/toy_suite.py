@@ -115,6 +115,14 @@ class NanPolicy(Policy):
         return np.full(7, np.nan)
 
 
+class NeedsWristPolicy(GreedyPolicy):
+    name = "toy-needs-wrist"
+
+    def spec(self) -> PolicySpec:
+        return PolicySpec(action_dim=7, name=self.name, observation_keys=("agentview", "wrist"))
+
+
 registry.suites.register("toy", ToySuite)
+registry.adapters.register("toy-needs-wrist", NeedsWristPolicy)
 registry.adapters.register("toy-greedy", GreedyPolicy)
 registry.adapters.register("toy-nan", NanPolicy)

@@ -17,6 +17,7 @@ from vlaeval.harness.policy import (
     ActionError,
     PolicyFailure,
     PolicyHandle,
+    PolicySpec,
     as_action_chunk,
     convert_gripper,
 )
@@ -48,6 +49,7 @@ def run_episode(
     if frame_sink is not None:
         _emit_frame(backend, obs, frame_sink)
     try:
+        check_observation_keys(spec, obs)
         policy.start_episode(episode.instruction, episode.to_dict())
         while steps < episode.max_steps:
             if executor.needs_query():
@@ -91,6 +93,15 @@ def run_episode(
     except PolicyFailure:
         pass
     return result
+
+
+def check_observation_keys(spec: PolicySpec, obs: dict[str, Any]) -> None:
+    """Refuse to start when the policy needs observations this suite does not provide."""
+    missing = [k for k in spec.observation_keys if k not in obs and k != "privileged"]
+    if missing:
+        raise ActionError(
+            f"policy needs observation keys {missing} that this suite does not provide (it has {sorted(obs)})"
+        )
 
 
 def _emit_frame(backend: SimBackend, obs: dict[str, Any], sink: Callable[[np.ndarray], None]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from vlaeval.harness import registry
-from vlaeval.harness.config import RunConfig
+from vlaeval.harness.config import ConfigError, RunConfig
 from vlaeval.harness.envs import backend_python
 from vlaeval.harness.executors.base import EpisodeJob, Executor, JobOutcome
 from vlaeval.harness.metadata import run_metadata
@@ -84,6 +84,11 @@ def run_evaluation(config: RunConfig, console: Console | None = None) -> RunSumm
     console = console or Console(stderr=True, soft_wrap=True)
     suite: Suite = registry.suites.create(config.suite)
     model = resolve_model(config.model, config.model_args)
+    if model.spec.action_dim != suite.action_dim:
+        raise ConfigError(
+            f"{model.name} declares {model.spec.action_dim}-d actions but {suite.spec.name} executes "
+            f"{suite.action_dim}-d actions"
+        )
     run_dir = config.output_dir()
     store = RunStore(run_dir)
     try:

@@ -37,6 +37,8 @@ class Suite:
     """Name of the environment created by ``scripts/setup`` that runs the backend."""
     backend_class: str = ""
     """Dotted path of the :class:`~vlaeval.harness.backend.SimBackend` subclass."""
+    action_dim: int = 7
+    """Width of the actions the backend executes (checked against the policy's spec)."""
 
     def tasks(self) -> list[TaskSpec]:
         raise NotImplementedError
@@ -72,8 +74,12 @@ class Suite:
             )
         return chosen
 
+    def task_protocol(self, task: TaskSpec, protocol: dict[str, Any]) -> dict[str, Any]:
+        """The protocol one task runs with (suites that group sub-suites specialise it)."""
+        return protocol
+
     def max_steps(self, task: TaskSpec, protocol: dict[str, Any]) -> int:
-        return int(protocol.get("max_steps", task.max_steps))
+        return int(protocol.get("max_steps") or task.max_steps)
 
     def episodes(self, selection: Selection) -> list[EpisodeSpec]:
         """Episodes in run order: seed-major, then episode index, then task.
@@ -90,6 +96,7 @@ class Suite:
                 for task in tasks:
                     if index >= task.n_init_states:
                         continue
+                    task_protocol = self.task_protocol(task, protocol)
                     out.append(
                         EpisodeSpec(
                             suite=self.spec.name,
@@ -98,9 +105,9 @@ class Suite:
                             task_index=task.index,
                             episode_index=index,
                             seed=int(seed),
-                            max_steps=self.max_steps(task, protocol),
+                            max_steps=self.max_steps(task, task_protocol),
                             instruction=task.instruction,
-                            protocol=protocol,
+                            protocol=task_protocol,
                         )
                     )
         return out[: selection.limit] if selection.limit else out

@@ -32,7 +32,40 @@ def catalog() -> dict[str, Any]:
     return json.loads(files(__package__).joinpath("tasks.json").read_text())
 
 
+STANDARD = ("libero_spatial", "libero_object", "libero_goal", "libero_10")
+
+
+def _protocol(benchmark: str | None) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "max_steps": MAX_STEPS[benchmark] if benchmark else None,  # None: each sub-suite's own limit
+        "settle_steps": 10,
+        "camera_size": 256,
+        "replan_steps": 0,
+        "ensemble": "none",
+        "ensemble_horizon": 8,
+        "ensemble_alpha": 0.1,
+    }
+
+
+def _tasks(suite: str, benchmark: str, prefix: str = "") -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            suite=suite,
+            task_id=prefix + task["name"],
+            instruction=task["instruction"],
+            index=task["index"],
+            n_init_states=task["n_init_states"],
+            max_steps=MAX_STEPS[benchmark],
+            group=benchmark,
+        )
+        for task in catalog()["benchmarks"][benchmark]
+    ]
+
+
 class LiberoSuite(Suite):
+    """One LIBERO benchmark (``libero_spatial``, ``libero_object``, ...)."""
+
     backend_env = "libero"
     backend_class = "vlaeval.suites.libero.backend:LiberoBackend"
 
@@ -45,31 +78,39 @@ class LiberoSuite(Suite):
             version=SUITE_VERSION,
             backend="libero",
             description=f"LIBERO {benchmark.split('_', 1)[1]} (robosuite 1.4, MuJoCo 2.3.7)",
-            protocol={
-                "benchmark": benchmark,
-                "max_steps": MAX_STEPS[benchmark],
-                "settle_steps": 10,
-                "camera_size": 256,
-                "replan_steps": 0,
-                "ensemble": "none",
-                "ensemble_horizon": 8,
-                "ensemble_alpha": 0.1,
-            },
+            protocol=_protocol(benchmark),
         )
 
     def tasks(self) -> list[TaskSpec]:
-        return [
-            TaskSpec(
-                suite=self.spec.name,
-                task_id=task["name"],
-                instruction=task["instruction"],
-                index=task["index"],
-                n_init_states=task["n_init_states"],
-                max_steps=MAX_STEPS[self.benchmark],
-                group=self.benchmark,
-            )
-            for task in catalog()["benchmarks"][self.benchmark]
-        ]
+        return _tasks(self.spec.name, self.benchmark)
+
+
+class LiberoFamilySuite(LiberoSuite):
+    """The four standard suites together (40 tasks), reported per suite and averaged.
+
+    Task ids are ``<benchmark>/<task name>``; each episode's protocol names its
+    benchmark and, unless overridden, that benchmark's step limit.
+    """
+
+    def __init__(self) -> None:
+        self.benchmark = ""
+        self.spec = SuiteSpec(
+            name="libero",
+            version=SUITE_VERSION,
+            backend="libero",
+            description="LIBERO spatial + object + goal + 10, averaged as in the papers",
+            protocol=_protocol(None),
+        )
+
+    def tasks(self) -> list[TaskSpec]:
+        return [task for b in STANDARD for task in _tasks(self.spec.name, b, prefix=f"{b}/")]
+
+    def task_protocol(self, task: TaskSpec, protocol: dict[str, Any]) -> dict[str, Any]:
+        return {**protocol, "benchmark": task.group, "max_steps": protocol["max_steps"] or MAX_STEPS[task.group]}
+
+
+def make_libero() -> LiberoFamilySuite:
+    return LiberoFamilySuite()
 
 
 def make_libero_spatial() -> LiberoSuite:
