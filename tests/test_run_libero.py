@@ -6,6 +6,7 @@ Episodes are shortened with ``--protocol max_steps=...`` to fit CI; everything e
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -145,3 +146,44 @@ def test_worker_killed_mid_episode_is_retried_and_recorded(tmp_path):
     assert episode["status"] == "failure" and episode["steps"] == 10 and episode["attempts"] == 2
     assert len(attempts) == 1 and "SIGKILL" in attempts[0]["error"]
     assert "1 failure, 0 error" in stdout
+
+
+FIRST_FRAME = """
+import json, sys
+import numpy as np
+from vlaeval.harness.specs import EpisodeSpec
+from vlaeval.suites.libero.backend import LiberoBackend
+backend = LiberoBackend({})
+obs = backend.reset(EpisodeSpec.from_dict(json.loads(sys.argv[1])))
+np.save(sys.argv[2], obs["agentview"])
+backend.close()
+"""
+
+
+def test_recorded_video_plays_and_starts_with_the_first_observation(tmp_path):
+    imageio = pytest.importorskip("imageio.v2")
+    out = tmp_path / "run"
+    cmd = vlaeval_cmd(out, "--model", "zero", "--tasks", "3", "--protocol", "max_steps=5", "--record-video")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [episode], _ = stored(out)
+    video = Path(episode["video"])
+    assert video.name == f"{episode['key']}.mp4" and video.parent == out / "videos"
+    frames = [np.asarray(f) for f in imageio.get_reader(video)]
+    assert len(frames) == 6  # the first observation + one frame per step
+    assert frames[0].shape == (256, 256, 3) and frames[0].std() > 10
+
+    spec = {k: episode[k] for k in ("suite", "suite_version", "task_id", "task_index", "episode_index", "seed",
+                                    "instruction", "protocol")}
+    spec["max_steps"] = episode["protocol"]["max_steps"]
+    first = tmp_path / "first.npy"
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    subprocess.run([backend_python("libero"), "-c", FIRST_FRAME, json.dumps(spec), str(first)],
+                   check=True, timeout=240, env=env, capture_output=True)
+    reference = np.load(first).astype(float)
+    assert np.abs(frames[0].astype(float) - reference).mean() < 6  # h264 is lossy, the scene is the same
+    assert np.abs(frames[0].astype(float) - reference[::-1, ::-1]).mean() > 10  # and it is not upside down
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert "skipped 1 already finished" in again.stdout
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [video.name]  # never overwritten
