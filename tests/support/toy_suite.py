@@ -19,8 +19,9 @@ import numpy as np
 from vlaeval.harness import registry
 from vlaeval.harness.backend import SimBackend, StepOutcome
 from vlaeval.harness.policy import Observation, Policy, PolicySpec
-from vlaeval.harness.specs import EpisodeSpec, SuiteSpec, TaskSpec
+from vlaeval.harness.specs import EpisodeResult, EpisodeSpec, SuiteSpec, TaskSpec
 from vlaeval.harness.suite import Suite
+from vlaeval.harness.text import DatasetSuite, Sample, TextModel, TextRequest
 
 GOALS = [(0.5, 0.0), (0.0, 0.5), (-0.5, -0.5)]
 
@@ -122,7 +123,58 @@ class NeedsWristPolicy(GreedyPolicy):
         return PolicySpec(action_dim=7, name=self.name, observation_keys=("agentview", "wrist"))
 
 
+COLORS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+
+
+class ToyQASuite(DatasetSuite):
+    """Name the colour of a flat image: exact-match scoring, 3 subsets x 5 items."""
+
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.spec = SuiteSpec(name="toy-qa", version="1", backend="dataset",
+                              protocol={"max_new_tokens": 8, "max_steps": 1})
+
+    def tasks(self) -> list[TaskSpec]:
+        return [TaskSpec(suite="toy-qa", task_id=f"subset_{i}", instruction="What colour is this image?",
+                         index=i, n_init_states=5, max_steps=1) for i in range(3)]
+
+    def sample(self, episode: EpisodeSpec) -> Sample:
+        name = list(COLORS)[(episode.task_index + episode.episode_index) % 3]
+        image = np.zeros((16, 16, 3), dtype=np.uint8) + np.array(COLORS[name], dtype=np.uint8)
+        return Sample(TextRequest(episode.instruction, [image], dict(episode.protocol)), references=[name])
+
+    def score(self, sample: Sample, answer: str, episode: EpisodeSpec) -> EpisodeResult:
+        correct = answer.strip().lower() == sample.references[0]
+        return EpisodeResult(status="success" if correct else "failure", success=correct, steps=1,
+                             metrics={"exact_match": float(correct)},
+                             outputs={"answer": answer, "references": sample.references})
+
+
+class PixelReader(TextModel):
+    """Answers correctly except for green, which it calls 'lime'."""
+
+    name = "toy-pixel-reader"
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.calls = 0
+
+    def generate(self, requests: list[TextRequest]) -> list[str]:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("model exploded")
+        out = []
+        for request in requests:
+            rgb = tuple(int(v) for v in request.images[0][0, 0])
+            name = next(k for k, v in COLORS.items() if v == rgb)
+            out.append("lime" if name == "green" else name)
+        return out
+
+
 registry.suites.register("toy", ToySuite)
+registry.suites.register("toy-qa", ToyQASuite)
+registry.adapters.register("toy-pixel-reader", PixelReader)
 registry.adapters.register("toy-needs-wrist", NeedsWristPolicy)
 registry.adapters.register("toy-greedy", GreedyPolicy)
 registry.adapters.register("toy-nan", NanPolicy)

@@ -30,12 +30,15 @@ class ModelError(ValueError):
 @dataclass
 class ModelSource:
     name: str
-    policy: Policy
+    policy: Any
+    """A :class:`Policy` (robot suites) or a :class:`~vlaeval.harness.text.TextModel`."""
     url: str | None = None
     """Set when the policy already lives behind a server the workers can reach."""
 
     @property
     def spec(self) -> PolicySpec:
+        if not isinstance(self.policy, Policy):
+            raise ModelError(f"{self.name} answers text; it cannot act in a robot suite")
         return self.policy.spec()
 
     @property

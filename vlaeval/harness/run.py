@@ -21,7 +21,7 @@ from vlaeval.harness.config import ConfigError, RunConfig
 from vlaeval.harness.envs import backend_python
 from vlaeval.harness.executors.base import EpisodeJob, Executor, JobOutcome
 from vlaeval.harness.metadata import run_metadata
-from vlaeval.harness.model_source import ModelSource, resolve_model
+from vlaeval.harness.model_source import ModelError, ModelSource, resolve_model
 from vlaeval.harness.policy import LocalPolicyHandle
 from vlaeval.harness.progress import RunProgress
 from vlaeval.harness.store import RunStore
@@ -84,7 +84,7 @@ def run_evaluation(config: RunConfig, console: Console | None = None) -> RunSumm
     console = console or Console(stderr=True, soft_wrap=True)
     suite: Suite = registry.suites.create(config.suite)
     model = resolve_model(config.model, config.model_args)
-    if model.spec.action_dim != suite.action_dim:
+    if suite.kind == "sim" and model.spec.action_dim != suite.action_dim:
         raise ConfigError(
             f"{model.name} declares {model.spec.action_dim}-d actions but {suite.spec.name} executes "
             f"{suite.action_dim}-d actions"
@@ -114,6 +114,17 @@ def _run_jobs(
     summary: RunSummary,
     console: Console,
 ) -> None:
+    if suite.kind == "dataset":
+        from vlaeval.harness.executors.dataset import DatasetExecutor
+        from vlaeval.harness.text import TextModel
+
+        if not isinstance(model.policy, TextModel):
+            raise ModelError(f"{model.name} does not answer text; {suite.spec.name} needs a text model")
+        run_id = store.start_run(config.model_dump(), _metadata(suite, model, config))
+        _execute(DatasetExecutor(suite, model.policy), store, run_id, model, jobs, summary, console, suite)
+        return
+    python = sys.executable if config.executor == "inprocess" else backend_python(suite.backend_env)
+    run_id = store.start_run(config.model_dump(), _metadata(suite, model, config))
     server = None
     policy_url = model.url
     if policy_url is None and config.executor != "inprocess":
@@ -123,7 +134,6 @@ def _run_jobs(
                               max_batch=config.max_batch, max_wait_ms=config.max_wait_ms)
         server.start_in_thread()
         policy_url = server.url
-    python = sys.executable if config.executor == "inprocess" else backend_python(suite.backend_env)
     worker = WorkerConfig(
         python=python,
         backend=suite.backend_class,
@@ -132,8 +142,24 @@ def _run_jobs(
         watchdog_s=config.watchdog_s,
         log_dir=str(store.run_dir / "logs"),
     )
-    run_id = store.start_run(config.model_dump(), _metadata(suite, model, config))
-    executor = make_executor(config, worker, model)
+    try:
+        _execute(make_executor(config, worker, model), store, run_id, model, jobs, summary, console, suite)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _execute(
+    executor: Executor,
+    store: RunStore,
+    run_id: str,
+    model: ModelSource,
+    jobs: list[EpisodeJob],
+    summary: RunSummary,
+    console: Console,
+    suite: Suite,
+) -> None:
+    """Run ``jobs`` on ``executor``, committing each outcome to the store as it arrives."""
     progress = RunProgress(total=len(jobs), console=console, title=suite.spec.name)
 
     def on_result(outcome: JobOutcome) -> None:
@@ -151,8 +177,6 @@ def _run_jobs(
             executor.run(jobs, on_result, on_attempt_failed)
     finally:
         executor.stop()
-        if server is not None:
-            server.stop()
         store.finish_run(run_id, {"backend": executor.backend_info})
 
 
@@ -161,7 +185,8 @@ def _metadata(suite: Suite, model: ModelSource, config: RunConfig) -> dict[str, 
     meta.update(
         suite={"name": suite.spec.name, "version": suite.spec.version, "backend": suite.spec.backend,
                "protocol": suite.protocol(config.protocol)},
-        model={"name": model.name, "fingerprint": model.fingerprint, "spec": model.spec.to_dict()},
+        model={"name": model.name, "fingerprint": model.fingerprint,
+               "spec": model.spec.to_dict() if suite.kind == "sim" else {}},
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return meta

@@ -101,6 +101,8 @@ class EpisodeResult:
     steps: int
     metrics: dict[str, Any] = field(default_factory=dict)
     """Task scores beyond success (partial success, text metrics...)."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """Text the model produced and what it is scored against (answers, reasoning)."""
     timing: dict[str, float] = field(default_factory=dict)
     """Where the time went: reset_s, loop_s, policy_s, sim_s."""
     video: str | None = None

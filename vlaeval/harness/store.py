@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     success INTEGER NOT NULL,
     steps INTEGER NOT NULL,
     metrics_json TEXT NOT NULL,
+    outputs_json TEXT NOT NULL,
     timing_json TEXT NOT NULL,
     video TEXT,
     error TEXT,
@@ -129,7 +130,7 @@ class RunStore:
             key, run_id, episode.suite, episode.suite_version, episode.task_id, episode.task_index,
             episode.episode_index, episode.seed, episode.instruction, model, model_fingerprint,
             canonical_json(episode.protocol), result.status, int(result.success), result.steps,
-            canonical_json(result.metrics), canonical_json(result.timing), result.video, result.error, attempts, result.duration_s,
+            canonical_json(result.metrics), canonical_json(result.outputs), canonical_json(result.timing), result.video, result.error, attempts, result.duration_s,
             time.time(),
         )
         placeholders = ", ".join("?" * len(values))
@@ -158,6 +159,7 @@ def _decode_episode(row: sqlite3.Row) -> dict[str, Any]:
     data["success"] = bool(data["success"])
     data["protocol"] = json.loads(data.pop("protocol_json"))
     data["metrics"] = json.loads(data.pop("metrics_json"))
+    data["outputs"] = json.loads(data.pop("outputs_json"))
     data["timing"] = json.loads(data.pop("timing_json"))
     return data
 
@@ -184,7 +186,7 @@ def export_runs(run_dirs: Iterable[str | Path], path: str | Path, fmt: str | Non
         frames.append(frame)
         store.close()
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    for column in ("protocol", "metrics", "timing"):  # nested dicts become JSON text for flat formats
+    for column in ("protocol", "metrics", "outputs", "timing"):  # nested dicts become JSON text for flat formats
         if column in table and fmt != "jsonl":
             table[column] = table[column].map(canonical_json)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,8 @@ class Suite:
     """Base class for suites; subclasses provide ``spec``, ``tasks()`` and the backend."""
 
     spec: SuiteSpec
+    kind: str = "sim"
+    """``sim``: episodes run in sim workers; ``dataset``: samples answered in the driver."""
     backend_env: str = ""
     """Name of the environment created by ``scripts/setup`` that runs the backend."""
     backend_class: str = ""
