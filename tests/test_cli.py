@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from vlaeval.cli import main
 
 
-def vlaeval(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vlaeval.cli", *args], capture_output=True, text=True, timeout=120)
+def vlaeval(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vlaeval.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
 
 
 def test_help_teaches_with_examples():
@@ -44,12 +45,13 @@ def test_list_suites_tasks_and_adapters():
         (["export", "/nonexistent-run", "--to", "x.csv"], "not a run directory"),
     ],
 )
-def test_bad_input_gets_a_one_line_error(args, message):
-    result = vlaeval(*args)
+def test_bad_input_gets_a_one_line_error(args, message, tmp_path):
+    result = vlaeval(*args, cwd=str(tmp_path))
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing written for a refused run
 
 
 def test_doctor_reports_backends_and_renderers():

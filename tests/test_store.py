@@ -61,3 +61,17 @@ def test_export_refuses_non_run_directories(tmp_path):
         export_runs([tmp_path], tmp_path / "x.csv")
     with pytest.raises(ValueError, match="unknown export format"):
         export_runs([], tmp_path / "x.xlsx")
+
+
+def test_a_database_from_another_schema_is_refused_with_one_line(tmp_path):
+    import sqlite3
+
+    from vlaeval.harness.store import StoreError
+
+    db = sqlite3.connect(tmp_path / "results.sqlite")
+    db.execute("CREATE TABLE episodes (key TEXT)")
+    db.execute("PRAGMA user_version=0")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="uses results schema 0, this vlaeval reads schema 1"):
+        RunStore(tmp_path)

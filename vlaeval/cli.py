@@ -114,6 +114,8 @@ def list_cmd(what: str, suite: str | None) -> None:
 @click.option("--retries", type=int, help="Retries of an episode whose worker crashed or hung [default: 1].")
 @click.option("--watchdog", "watchdog_s", type=float, help="Seconds of worker silence before it is killed [default: 300].")
 @click.option("--record-video/--no-record-video", default=None, help="Write an mp4 per episode into <out>/videos.")
+@click.option("--record-demos", type=click.Path(file_okay=False),
+              help="Append every episode (images, state, action, instruction, success) to a LeRobot dataset here.")
 @click.option("--max-batch", type=int, help="Batch up to N concurrent requests per forward call [default: 1].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file with any of these options; flags override it.")
 @user_errors
@@ -198,6 +200,122 @@ def export(run_dirs: tuple[str, ...], target: str, fmt: str | None) -> None:
 
     path = export_runs(run_dirs, target, fmt)
     console.print(f"wrote {path}")
+
+
+# -- report -------------------------------------------------------------------
+def _emit(text: str, out: str | None) -> None:
+    """Write ``text`` to ``out`` (and say so), or to stdout verbatim (no rich markup)."""
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {path}", highlight=False)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "html", "csv", "json"]), default="md",
+              show_default=True, help="Output format (html is one self-contained file).")
+@click.option("--out", help="Write to this file instead of stdout.")
+@user_errors
+def report(run_dirs: tuple[str, ...], fmt: str, out: str | None) -> None:
+    """Success per task, group, suite and overall: mean ± SE across seeds, clustered SE, Wilson CI.
+
+    Also numeric metrics (mean ± bootstrap SE), suite averages as the papers report them,
+    and the reproducibility block of every run.
+    """
+    from pathlib import Path
+
+    from vlaeval.reports.report import build_report, render_report
+
+    text = render_report(build_report(run_dirs), fmt, link_base=Path(out).parent if out else Path.cwd())
+    _emit(text, out)
+
+
+# -- leaderboard --------------------------------------------------------------
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True)
+@click.option("--reference", type=click.Choice(["published"]), help="Add published (reported) rows with citations.")
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "html", "csv", "json"]), default="md",
+              show_default=True)
+@click.option("--out", help="Write to this file instead of stdout.")
+@user_errors
+def leaderboard(run_dirs: tuple[str, ...], reference: str | None, fmt: str, out: str | None) -> None:
+    """One row per model (runs grouped by fingerprint), one column per suite and average, ranked."""
+    from vlaeval.reports.leaderboard import build_leaderboard, render_leaderboard
+
+    _emit(render_leaderboard(build_leaderboard(run_dirs, reference), fmt), out)
+
+
+# -- compare ------------------------------------------------------------------
+@main.command()
+@click.argument("base")
+@click.argument("new")
+@click.option("--alpha", default=0.05, show_default=True, type=float, help="Family-wise error rate (Holm).")
+@click.option("--min-effect", default=0.05, show_default=True, type=float,
+              help="Smallest drop in success rate that fails the gate.")
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "json"]), default="text", show_default=True)
+@user_errors
+def compare(base: str, new: str, alpha: float, min_effect: float, fmt: str) -> None:
+    """Paired regression test of run NEW against run BASE (exit 1 = significantly worse).
+
+    Episodes are matched on suite, version, task, init state, seed and protocol. Success:
+    exact McNemar per task and overall, Holm-corrected; metrics: paired bootstrap.
+    Exit 0 = no significant drop of at least --min-effect, 1 = regression, 2 = unusable input.
+    """
+    from rich.markup import escape
+
+    from vlaeval.reports.compare import compare_runs, render_comparison, render_metrics
+
+    result = compare_runs(base, new, alpha=alpha, min_effect=min_effect)
+    if fmt != "text":
+        click.echo(result.to_markdown() if fmt == "md" else result.to_json(), nl=False)
+        sys.exit(result.exit_code)
+    wide = console if console.is_terminal else Console(width=160, file=console.file)  # CI logs: no squeezing
+    title = escape(f"{result.new_model} (NEW) vs {result.base_model} (BASE)")
+    frames = ((render_comparison(result), title), (render_metrics(result), "metrics (paired bootstrap, not gated)"))
+    for frame, caption in frames:
+        if frame.empty:
+            continue
+        table = Table(*frame.columns, title=caption)
+        for row in frame.astype(str).itertuples(index=False):
+            style = {"WORSE": "bold red", "better": "green"}.get(row[-1], "")
+            cells = [escape(v) for v in row]
+            table.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/{style}]" if style else cells[-1])
+        wide.print(table)
+    wide.print(result.summary_line(), highlight=False)
+    sys.exit(result.exit_code)
+
+
+# -- power --------------------------------------------------------------------
+@main.command()
+@click.option("--effect", required=True, type=float, help="Change in success rate to detect (e.g. 0.05).")
+@click.option("--baseline", required=True, type=float, help="Expected success rate of the baseline (e.g. 0.6).")
+@click.option("--alpha", default=0.05, show_default=True, type=float)
+@click.option("--power", "power_", default=0.8, show_default=True, type=float)
+@click.option("--paired", is_flag=True, help="Same init states and seeds in both runs (McNemar approximation).")
+@click.option("--discordant", type=float,
+              help="With --paired: expected share of discordant pairs [default: independence].")
+@user_errors
+def power(effect: float, baseline: float, alpha: float, power_: float, paired: bool, discordant: float | None) -> None:
+    """Episodes per model needed to detect a change in success rate.
+
+    Independent runs: two-proportion z-test (Cohen's h, statsmodels NormalIndPower).
+    Paired runs: normal approximation to McNemar's test (Connor 1987).
+    """
+    from vlaeval.reports.power import episodes_needed
+
+    result = episodes_needed(effect, baseline, alpha=alpha, power=power_, paired=paired, discordant=discordant)
+    console.print(
+        f"{result.episodes_per_model} episodes per model ({result.design}: {result.method}) to detect "
+        f"{result.baseline:.3f} -> {result.alternative:.3f} at alpha={alpha:g}, power={power_:g}"
+        + (f", discordant share {result.discordant:.3f}" if result.discordant is not None else ""),
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class RunConfig(BaseModel):
     retries: int = Field(default=1, ge=0)
     watchdog_s: float = Field(default=300.0, gt=0)
     record_video: bool = False
+    record_demos: str | None = None
+    """Directory of a LeRobot dataset to append demonstrations to."""
     max_batch: int = Field(default=1, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0)
     policy_host: str = "127.0.0.1"

@@ -7,9 +7,7 @@ executor) and is the same for every suite.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any, Callable, Sequence
 
 from vlaeval.harness.backend import SimBackend
 from vlaeval.harness.chunking import ChunkExecutor
@@ -21,6 +19,7 @@ from vlaeval.harness.policy import (
     as_action_chunk,
     convert_gripper,
 )
+from vlaeval.harness.recording import Recorder, Recording, recorders_for
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 
 StepCallback = Callable[[int], None]
@@ -31,7 +30,7 @@ def run_episode(
     policy: PolicyHandle,
     episode: EpisodeSpec,
     on_step: StepCallback | None = None,
-    frame_sink: Callable[[np.ndarray], None] | None = None,
+    recorders: Sequence[Recorder] = (),
 ) -> EpisodeResult:
     """Run ``episode`` to success, step limit or error; never raises for policy faults.
 
@@ -46,8 +45,7 @@ def run_episode(
     reset_done = time.monotonic()
     policy_s = sim_s = 0.0
     steps, success, error = 0, False, None
-    if frame_sink is not None:
-        _emit_frame(backend, obs, frame_sink)
+    _observe(backend, obs, recorders)
     try:
         check_observation_keys(spec, obs)
         policy.start_episode(episode.instruction, episode.to_dict())
@@ -60,13 +58,15 @@ def run_episode(
                 policy_s += time.monotonic() - t0
                 chunk = as_action_chunk(raw, spec.action_dim)
                 executor.push(convert_gripper(chunk, spec, backend.gripper, backend.gripper_range))
+            action = executor.pop()
             t0 = time.monotonic()
-            outcome = backend.step(executor.pop())
+            outcome = backend.step(action)
             sim_s += time.monotonic() - t0
             steps += 1
             obs = outcome.obs
-            if frame_sink is not None:
-                _emit_frame(backend, obs, frame_sink)
+            for recorder in recorders:
+                recorder.act(action)
+            _observe(backend, obs, recorders)
             if on_step is not None:
                 on_step(steps)
             if outcome.success or outcome.done:
@@ -104,26 +104,25 @@ def check_observation_keys(spec: PolicySpec, obs: dict[str, Any]) -> None:
         )
 
 
-def _emit_frame(backend: SimBackend, obs: dict[str, Any], sink: Callable[[np.ndarray], None]) -> None:
-    frame = backend.frame(obs)
-    if frame is not None:
-        sink(frame)
+def _observe(backend: SimBackend, obs: dict[str, Any], recorders: Sequence[Recorder]) -> None:
+    if recorders:
+        frame = backend.frame(obs)
+        for recorder in recorders:
+            recorder.observe(obs, frame)
 
 
 def run_recorded_episode(
     backend: SimBackend,
     policy: PolicyHandle,
     episode: EpisodeSpec,
-    video_path: str | None = None,
+    recording: Recording | None = None,
     on_step: StepCallback | None = None,
-    fps: int = 20,
 ) -> EpisodeResult:
-    """:func:`run_episode`, plus an mp4 of the policy's view when ``video_path`` is set."""
-    if not video_path:
-        return run_episode(backend, policy, episode, on_step=on_step)
-    from vlaeval.harness.video import VideoRecorder
-
-    recorder = VideoRecorder(video_path, fps=fps)
-    result = run_episode(backend, policy, episode, on_step=on_step, frame_sink=recorder)
-    result.video = recorder.write()
+    """:func:`run_episode`, plus the video and demonstration ``recording`` asks for."""
+    recorders = recorders_for(recording or Recording())
+    result = run_episode(backend, policy, episode, on_step=on_step, recorders=list(recorders.values()))
+    if "video" in recorders:
+        result.video = recorders["video"].write()
+    if "demo" in recorders:
+        result.outputs["demo"] = recorders["demo"].write()
     return result

@@ -24,6 +24,8 @@ from vlaeval.harness.metadata import run_metadata
 from vlaeval.harness.model_source import ModelError, ModelSource, resolve_model
 from vlaeval.harness.policy import LocalPolicyHandle
 from vlaeval.harness.progress import RunProgress
+from vlaeval.harness.recording import Recording
+from vlaeval.harness.specs import EpisodeSpec
 from vlaeval.harness.store import RunStore
 from vlaeval.harness.suite import Selection, Suite
 from vlaeval.harness.worker.supervisor import WorkerConfig
@@ -41,8 +43,8 @@ class RunSummary:
         return sum(self.counts.values())
 
 
-def plan_jobs(suite: Suite, config: RunConfig, model: ModelSource, store: RunStore) -> tuple[int, list[EpisodeJob]]:
-    """All planned episodes, minus those whose key is already in the store."""
+def plan_episodes(suite: Suite, config: RunConfig) -> list[EpisodeSpec]:
+    """Every episode the run's selection asks for (validates tasks and protocol overrides)."""
     selection = Selection(
         seeds=config.seeds,
         episodes_per_task=config.episodes_per_task,
@@ -50,16 +52,27 @@ def plan_jobs(suite: Suite, config: RunConfig, model: ModelSource, store: RunSto
         limit=config.limit,
         protocol_overrides=config.protocol,
     )
-    episodes = suite.episodes(selection)
+    return suite.episodes(selection)
+
+
+def plan_jobs(
+    episodes: list[EpisodeSpec], config: RunConfig, model: ModelSource, store: RunStore
+) -> tuple[int, list[EpisodeJob]]:
+    """The planned episodes minus those whose key is already in the store."""
     finished = store.finished_keys()
-    videos = store.run_dir / "videos"
     jobs = []
     for episode in episodes:
         key = episode.key(model.fingerprint)
         if key not in finished:
-            video = str(videos / f"{key}.mp4") if config.record_video else None
-            jobs.append(EpisodeJob(key=key, episode=episode, video_path=video))
+            jobs.append(EpisodeJob(key=key, episode=episode, recording=_recording(config, store.run_dir, key)))
     return len(episodes), jobs
+
+
+def _recording(config: RunConfig, run_dir: Path, key: str) -> Recording:
+    return Recording(
+        video_path=str(run_dir / "videos" / f"{key}.mp4") if config.record_video else None,
+        demo_path=str(run_dir / "demos" / "raw" / f"{key}.npz") if config.record_demos else None,
+    )
 
 
 def make_executor(config: RunConfig, worker: WorkerConfig, model: ModelSource) -> Executor:
@@ -89,10 +102,11 @@ def run_evaluation(config: RunConfig, console: Console | None = None) -> RunSumm
             f"{model.name} declares {model.spec.action_dim}-d actions but {suite.spec.name} executes "
             f"{suite.action_dim}-d actions"
         )
+    episodes = plan_episodes(suite, config)  # bad selections fail before anything is written
     run_dir = config.output_dir()
     store = RunStore(run_dir)
     try:
-        planned, jobs = plan_jobs(suite, config, model, store)
+        planned, jobs = plan_jobs(episodes, config, model, store)
         summary = RunSummary(run_dir=run_dir, planned=planned, skipped=planned - len(jobs))
         if summary.skipped:
             console.print(f"resuming {run_dir}: {summary.skipped} of {planned} episodes already finished")
@@ -142,11 +156,18 @@ def _run_jobs(
         watchdog_s=config.watchdog_s,
         log_dir=str(store.run_dir / "logs"),
     )
+    demos = None
+    if config.record_demos:
+        from vlaeval.harness.demos import DemoWriter
+
+        demos = DemoWriter(config.record_demos, suite=suite.spec.name)
     try:
-        _execute(make_executor(config, worker, model), store, run_id, model, jobs, summary, console, suite)
+        _execute(make_executor(config, worker, model), store, run_id, model, jobs, summary, console, suite, demos)
     finally:
         if server is not None:
             server.stop()
+        if demos is not None:
+            demos.close()
 
 
 def _execute(
@@ -158,14 +179,21 @@ def _execute(
     summary: RunSummary,
     console: Console,
     suite: Suite,
+    demos: Any = None,
 ) -> None:
-    """Run ``jobs`` on ``executor``, committing each outcome to the store as it arrives."""
+    """Run ``jobs`` on ``executor``, committing each outcome to the store as it arrives.
+
+    ``demos`` (a :class:`~vlaeval.harness.demos.DemoWriter`) receives every episode that
+    left a demonstration file.
+    """
     progress = RunProgress(total=len(jobs), console=console, title=suite.spec.name)
 
     def on_result(outcome: JobOutcome) -> None:
         store.write_episode(run_id, outcome.job.key, outcome.job.episode, model.name, model.fingerprint,
                             outcome.result, outcome.attempts)
         summary.counts[outcome.result.status] += 1
+        if demos is not None and outcome.result.outputs.get("demo"):
+            demos.add_episode(outcome.result.outputs["demo"], outcome.job.episode, outcome.result)
         progress.episode_done(outcome)
 
     def on_attempt_failed(job: EpisodeJob, attempt: int, reason: str) -> None:

@@ -18,6 +18,11 @@ from typing import Any, Iterable
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec, canonical_json
 
 DB_NAME = "results.sqlite"
+SCHEMA_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A results database this version of vlaeval cannot use."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -75,7 +80,19 @@ class RunStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._check_schema()
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _check_schema(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        has_tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'episodes'").fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            self._db.close()
+            raise StoreError(
+                f"{self.path} uses results schema {version}, this vlaeval reads schema {SCHEMA_VERSION}: "
+                "use the vlaeval version that wrote it, or a new --out directory"
+            )
 
     # -- runs ------------------------------------------------------------
     def start_run(self, config: dict[str, Any], metadata: dict[str, Any]) -> str:

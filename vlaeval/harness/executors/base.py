@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from vlaeval.harness.recording import Recording
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 from vlaeval.harness.worker.supervisor import WorkerConfig, WorkerDied
 
@@ -15,7 +16,7 @@ from vlaeval.harness.worker.supervisor import WorkerConfig, WorkerDied
 class EpisodeJob:
     key: str
     episode: EpisodeSpec
-    video_path: str | None = None
+    recording: Recording = field(default_factory=Recording)
 
 
 @dataclass

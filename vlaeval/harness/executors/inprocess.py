@@ -31,7 +31,7 @@ class InProcessExecutor(Executor):
                 self._backend = make_backend(self.worker.backend, self.worker.options)
                 self.backend_info = self.backend_info or self._backend.describe()
             try:
-                return run_recorded_episode(self._backend, handle, job.episode, job.video_path)
+                return run_recorded_episode(self._backend, handle, job.episode, job.recording)
             except Exception as exc:  # a simulator exception: fresh backend next attempt
                 self._close_backend()
                 raise WorkerDied(f"simulator error: {type(exc).__name__}: {exc}") from exc

@@ -54,7 +54,7 @@ class LocalPoolExecutor(Executor):
 
         def attempt(job: EpisodeJob) -> EpisodeResult:
             try:
-                result = worker.run_episode(job.episode, job.video_path)
+                result = worker.run_episode(job.episode, job.recording)
             except WorkerDied as exc:
                 worker.kill()
                 log.warning("%s: %s (episode %s)", worker.name, exc, job.key)

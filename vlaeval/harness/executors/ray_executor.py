@@ -20,6 +20,7 @@ from vlaeval.harness.executors.base import (
     ResultSink,
     RetryTracker,
 )
+from vlaeval.harness.recording import Recording
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 from vlaeval.harness.worker.supervisor import WorkerConfig, WorkerDied, WorkerProcess
 
@@ -30,9 +31,9 @@ class SimWorkerActor:
     def __init__(self, config: dict[str, Any], name: str):
         self.worker = WorkerProcess(WorkerConfig(**config), name=name)
 
-    def run(self, episode: dict[str, Any], video_path: str | None) -> dict[str, Any]:
+    def run(self, episode: dict[str, Any], recording: dict[str, Any]) -> dict[str, Any]:
         try:
-            result = self.worker.run_episode(EpisodeSpec.from_dict(episode), video_path)
+            result = self.worker.run_episode(EpisodeSpec.from_dict(episode), Recording.from_dict(recording))
         except WorkerDied as exc:
             self.worker.kill()
             return {"died": str(exc)}
@@ -69,7 +70,7 @@ class RayExecutor(Executor):
             while (pending or inflight) and not self.stop_event.is_set():
                 while pending and idle:
                     slot, job = idle.pop(), pending.pop()
-                    ref = actors[slot].run.remote(job.episode.to_dict(), job.video_path)
+                    ref = actors[slot].run.remote(job.episode.to_dict(), job.recording.to_dict())
                     inflight[ref] = (slot, job, attempt_errors.setdefault(job.key, []))
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
                 for ref in done:

@@ -18,6 +18,7 @@ from typing import Any
 from vlaeval.harness.backend import SimBackend, make_backend
 from vlaeval.harness.episode import run_recorded_episode
 from vlaeval.harness.policy import PolicyHandle
+from vlaeval.harness.recording import Recording
 from vlaeval.harness.specs import EpisodeSpec
 from vlaeval.harness.worker.channel import Channel, ChannelClosed
 
@@ -51,10 +52,8 @@ class Worker:
                 last_beat[0] = now
                 self.channel.send({"type": "heartbeat", "step": step})
 
-        result = run_recorded_episode(
-            self.backend, self.policy, episode, message.get("video_path"), on_step=heartbeat,
-            fps=int(message.get("video_fps", 20)),
-        )
+        recording = Recording.from_dict(message.get("recording"))
+        result = run_recorded_episode(self.backend, self.policy, episode, recording, on_step=heartbeat)
         return result.to_dict()
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import vlaeval
+from vlaeval.harness.recording import Recording
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 from vlaeval.harness.worker.channel import Channel, ChannelClosed, ChannelError
 
@@ -133,11 +134,12 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     # -- work --------------------------------------------------------------
-    def run_episode(self, episode: EpisodeSpec, video_path: str | None = None) -> EpisodeResult:
+    def run_episode(self, episode: EpisodeSpec, recording: Recording | None = None) -> EpisodeResult:
         """Run one episode; raise :class:`WorkerDied` on crash, hang or sim exception."""
         if not self.alive():
             self.start()
-        self._send({"type": "run", "episode": episode.to_dict(), "video_path": video_path})
+        recording = recording or Recording()
+        self._send({"type": "run", "episode": episode.to_dict(), "recording": recording.to_dict()})
         reply = self._wait_for({"result", "episode_error"}, self.config.watchdog_s, "episode")
         if reply["type"] == "episode_error":
             raise WorkerDied(f"simulator error: {reply['error']}")
