@@ -13,7 +13,8 @@ from rich.table import Table
 
 from vlaeval import __version__
 
-console = Console(soft_wrap=True)
+# Pipes and CI logs get wide tables instead of rich's 80-column default.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXAMPLES = """
@@ -145,6 +146,20 @@ def run(config_file: str | None, model_args: tuple[str, ...], protocol: tuple[st
         f"success rate {rate}), skipped {summary.skipped} already finished -> {summary.run_dir}",
         highlight=False,
     )
+    if total or summary.skipped:
+        _print_summary(summary.run_dir)
+
+
+def _print_summary(run_dir: Any) -> None:
+    """The report's summary table for this run directory, and how to get the full report."""
+    from vlaeval.reports.report import build_report, sections
+
+    summary = sections(build_report([run_dir]))[0]
+    table = Table(*summary.table.columns, title=f"{run_dir} (all episodes stored there)")
+    for row in summary.table.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    console.print(f"full report: vlaeval report {run_dir} --format html --out {run_dir}/report.html", highlight=False)
 
 
 # -- serve --------------------------------------------------------------------
