@@ -187,3 +187,19 @@ def test_recorded_video_plays_and_starts_with_the_first_observation(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert "skipped 1 already finished" in again.stdout
     assert sorted(p.name for p in (out / "videos").iterdir()) == [video.name]  # never overwritten
+
+
+@pytest.mark.ray
+def test_ray_executor_completes_the_same_libero_run_with_identical_results(tmp_path):
+    pytest.importorskip("ray")
+    results = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        cmd = vlaeval_cmd(out, "--model", "random", "--tasks", "4", "--protocol", "max_steps=8",
+                          "--executor", executor)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [episode], attempts = stored(out)
+        assert not attempts
+        results[executor] = (episode["key"], episode["status"], episode["steps"], episode["attempts"])
+    assert results["ray"] == results["local"]

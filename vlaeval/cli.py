@@ -333,5 +333,14 @@ def power(effect: float, baseline: float, alpha: float, power_: float, paired: b
     )
 
 
+def _attach_training() -> None:
+    """``vlaeval train`` comes with the model package; torch loads only when it runs."""
+    from vlaeval.models.instructvla.cli import train
+
+    main.add_command(train)
+
+
+_attach_training()
+
 if __name__ == "__main__":
     main()
