@@ -43,6 +43,7 @@ def test_list_suites_tasks_and_adapters():
         (["run", "--suite", "toy", "--model", "random", "--config", "/nonexistent.yaml"], "config file not found"),
         (["run", "--suite", "toy", "--model", "random", "--seeds", "x"], "list of integers"),
         (["export", "/nonexistent-run", "--to", "x.csv"], "not a run directory"),
+        (["run", "--suite", "toy", "--model", "ws://127.0.0.1:9"], "cannot reach policy server at ws://127.0.0.1:9"),
     ],
 )
 def test_bad_input_gets_a_one_line_error(args, message, tmp_path):

@@ -34,10 +34,11 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     from vlaeval.harness.config import ConfigError
     from vlaeval.harness.envs import BackendEnvMissing
     from vlaeval.harness.model_source import ModelError
+    from vlaeval.harness.policy import PolicyFailure
     from vlaeval.harness.registry import UnknownNameError
     from vlaeval.harness.suite import SelectionError
 
-    expected = (ConfigError, BackendEnvMissing, ModelError, UnknownNameError, SelectionError,
+    expected = (ConfigError, BackendEnvMissing, ModelError, UnknownNameError, SelectionError, PolicyFailure,
                 FileNotFoundError, ValueError)
 
     @functools.wraps(func)
