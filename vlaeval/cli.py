@@ -83,10 +83,11 @@ def list_cmd(what: str, suite: str | None) -> None:
         for name in registry.suites.names():
             try:
                 s = registry.suites.create(name)
-            except Exception as exc:  # a broken third-party suite must not hide the others
-                table.add_row(name, "?", "?", "?", f"[red]failed to load: {exc}[/red]")
+                n_tasks = str(len(s.tasks()))
+            except Exception as exc:  # a broken or data-less suite must not hide the others
+                table.add_row(name, "?", "?", "?", f"[red]{exc}[/red]")
                 continue
-            table.add_row(name, s.spec.version, s.spec.backend, str(len(s.tasks())), s.spec.description)
+            table.add_row(name, s.spec.version, s.spec.backend, n_tasks, s.spec.description)
         console.print(table)
         return
     if not suite:

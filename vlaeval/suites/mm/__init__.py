@@ -1,0 +1,1 @@
+"""Shared pieces of the multimodal (dataset) suites: text metrics and image helpers."""
