@@ -22,6 +22,7 @@ SIMPLER_WORKER_REQS=(msgpack "websockets>=12,<14" imageio imageio-ffmpeg ruckig)
 SIMPLER_APT=(mesa-vulkan-drivers libvulkan1 libvulkan-dev)
 SIMPLER_MESA_MIN=25
 SIMPLER_LAYER_SRC="vlaeval/suites/simpler/vk_layer"
+SIMPLER_APT_ETC="${SIMPLER_APT_ETC:-/etc/apt}"  # overridable for tests of the source parsing
 
 simpler_reqs() {  # pyproject's simpler extra, then the worker's packages
   "$PY" -c '
@@ -50,7 +51,7 @@ _simpler_codename() { (. /etc/os-release && echo "${VERSION_CODENAME:-}"); }
 # Prints "URI KEYRING" (KEYRING may be empty). deb822 files first, then one-line sources.
 _simpler_debian_mirror() {
   local codename="$1" f
-  for f in /etc/apt/sources.list.d/*.sources; do
+  for f in "$SIMPLER_APT_ETC"/sources.list.d/*.sources; do
     [[ -f "$f" ]] || continue
     awk -v want="$codename" '
       function flush() {
@@ -69,7 +70,7 @@ _simpler_debian_mirror() {
       tolower($1) == "enabled:"   { enabled = tolower($2) }
       END { if (!found) flush() }' "$f" | head -n 1 | grep . && return 0
   done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+  for f in "$SIMPLER_APT_ETC"/sources.list "$SIMPLER_APT_ETC"/sources.list.d/*.list; do
     [[ -f "$f" ]] || continue
     awk -v want="$codename" '
       $1 == "deb" {
@@ -82,15 +83,17 @@ _simpler_debian_mirror() {
 }
 
 _simpler_has_backports_source() {  # <suite>
-  grep -Eqs "^[^#]*[[:space:]]$1([[:space:]]|$)" /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-    /etc/apt/sources.list.d/*.sources
+  grep -Eqs "^[^#]*[[:space:]]$1([[:space:]]|$)" "$SIMPLER_APT_ETC"/sources.list \
+    "$SIMPLER_APT_ETC"/sources.list.d/*.list "$SIMPLER_APT_ETC"/sources.list.d/*.sources
 }
 
 _simpler_add_backports() {  # <codename>
-  local codename="$1" suite="$1-backports" mirror uri key file=/etc/apt/sources.list.d/vlaeval-backports.sources
+  local codename="$1" suite="$1-backports" mirror uri key
+  local file="$SIMPLER_APT_ETC/sources.list.d/vlaeval-backports.sources"
   if _simpler_has_backports_source "$suite"; then say "  apt: $suite already configured"; return; fi
   mirror="$(_simpler_debian_mirror "$codename")" || {
-    echo "[setup] FAILED: no Debian source for '$codename' found in /etc/apt to derive $suite from" >&2; return 1; }
+    echo "[setup] FAILED: no Debian source for '$codename' found in $SIMPLER_APT_ETC to derive $suite from" >&2
+    return 1; }
   read -r uri key <<<"$mirror"
   key="${key:-/usr/share/keyrings/debian-archive-keyring.gpg}"
   say "  apt: adding $suite from $uri ($file)"

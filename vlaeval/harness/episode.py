@@ -44,6 +44,7 @@ def run_episode(
     obs = backend.reset(episode)
     reset_done = time.monotonic()
     policy_s = sim_s = 0.0
+    metrics: dict[str, Any] = {}
     steps, success, error = 0, False, None
     _observe(backend, obs, recorders)
     try:
@@ -69,6 +70,7 @@ def run_episode(
             _observe(backend, obs, recorders)
             if on_step is not None:
                 on_step(steps)
+            metrics = outcome.info.get("metrics", metrics)  # the suite's partial-success signals
             if outcome.success or outcome.done:
                 success = outcome.success
                 break
@@ -81,6 +83,7 @@ def run_episode(
         steps=steps,
         error=error,
         duration_s=round(finished - started, 3),
+        metrics=dict(metrics),
         timing={
             "reset_s": round(reset_done - started, 4),
             "loop_s": round(finished - reset_done, 4),
