@@ -54,7 +54,7 @@ def test_spec_declares_chunk_gripper_and_observation_keys(policy: InstructVLAPol
     spec = policy.spec()
     assert (spec.action_dim, spec.chunk_size) == (7, 8)
     assert spec.gripper == "open_positive" and spec.gripper_range == (0.0, 1.0)
-    assert spec.observation_keys == ("agentview", "wrist", "instruction")
+    assert spec.observation_keys == ("agentview|image", "wrist", "instruction")
     assert spec.extra["image_preset"] == "instructvla"
 
 

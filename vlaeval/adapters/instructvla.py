@@ -23,7 +23,8 @@ import numpy as np
 
 from vlaeval.harness.policy import Observation, Policy, PolicySpec
 
-CAMERA_KEYS = ("agentview", "wrist")
+CAMERA_KEYS = ("agentview|image", "wrist")
+"""Per image slot, the observation names that can fill it (LIBERO: agentview; SimplerEnv: image)."""
 SUITE_ALIASES = {"libero_long": "libero_10"}
 
 
@@ -187,10 +188,13 @@ class InstructVLAPolicy(Policy):
         )
 
     def _frames(self, obs: Observation) -> list[np.ndarray]:
-        missing = [k for k in self.camera_keys if k not in obs]
-        if missing:
-            raise KeyError(f"observation lacks {missing} (has {sorted(obs)})")
-        return [self.preset(np.asarray(obs[k])) for k in self.camera_keys]
+        frames = []
+        for slot in self.camera_keys:
+            name = next((alt for alt in slot.split("|") if alt in obs), None)
+            if name is None:
+                raise KeyError(f"observation lacks {slot!r} (has {sorted(obs)})")
+            frames.append(self.preset(np.asarray(obs[name])))
+        return frames
 
     def _instruction(self, state: EpisodeState, obs: Observation) -> str:
         text = str(obs.get("instruction") or state.instruction)

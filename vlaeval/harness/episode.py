@@ -100,7 +100,10 @@ def run_episode(
 
 def check_observation_keys(spec: PolicySpec, obs: dict[str, Any]) -> None:
     """Refuse to start when the policy needs observations this suite does not provide."""
-    missing = [k for k in spec.observation_keys if k not in obs and k != "privileged"]
+    missing = [
+        k for k in spec.observation_keys
+        if k != "privileged" and not any(alt in obs for alt in k.split("|"))  # "a|b": either will do
+    ]
     if missing:
         raise ActionError(
             f"policy needs observation keys {missing} that this suite does not provide (it has {sorted(obs)})"

@@ -46,6 +46,7 @@ class PolicySpec:
     gripper: GripperConvention = "close_positive"
     gripper_range: tuple[float, float] = (-1.0, 1.0)
     observation_keys: tuple[str, ...] = ()
+    """Observation entries the policy needs; ``"a|b"`` accepts either (e.g. ``"agentview|image"``)."""
     name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
