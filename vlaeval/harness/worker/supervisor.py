@@ -78,6 +78,9 @@ class WorkerProcess:
     # -- lifecycle -------------------------------------------------------
     def start(self) -> dict[str, Any]:
         """Start the process and wait for its ``ready`` message (the health check)."""
+        if self.process is not None:
+            self.kill()
+            self._release()
         source_root = str(Path(vlaeval.__file__).resolve().parent.parent)
         env = dict(os.environ)
         env.update(self.config.env)
@@ -119,6 +122,17 @@ class WorkerProcess:
                 self.process.wait(timeout=timeout_s)
             except (OSError, WorkerDied, subprocess.TimeoutExpired):
                 self.kill()
+        self._release()
+
+    def _release(self) -> None:
+        """Forget an exited process, closing our ends of its pipes."""
+        if self.process is not None:
+            for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
         self.process = None
 
     def kill(self) -> None:
@@ -204,6 +218,8 @@ class WorkerProcess:
                     log_file.write(raw)
                     log_file.flush()
                 self._stderr_tail.append(raw.decode(errors="replace").rstrip())
+        except (OSError, ValueError):  # the pipe was closed under us: the process is gone
+            pass
         finally:
             if log_file:
                 log_file.close()
