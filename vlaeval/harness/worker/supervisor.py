@@ -98,7 +98,8 @@ class WorkerProcess:
         )
         self._inbox = queue.Queue()
         self._channel = Channel(self.process.stdout, self.process.stdin)  # type: ignore[arg-type]
-        threading.Thread(target=self._read_loop, args=(self._channel,), daemon=True).start()
+        # each reader feeds the inbox of its own process, never a successor's
+        threading.Thread(target=self._read_loop, args=(self._channel, self._inbox), daemon=True).start()
         threading.Thread(target=self._stderr_loop, args=(self.process,), daemon=True).start()
         self._send(
             {
@@ -198,12 +199,13 @@ class WorkerProcess:
             return f"worker {_signal_name(code)}" + (f" (stderr: {tail})" if tail else "")
         return "worker not running"
 
-    def _read_loop(self, channel: Channel) -> None:
+    @staticmethod
+    def _read_loop(channel: Channel, inbox: queue.Queue[dict[str, Any] | BaseException]) -> None:
         while True:
             try:
-                self._inbox.put(channel.recv())
+                inbox.put(channel.recv())
             except (ChannelClosed, ChannelError, OSError, ValueError) as exc:
-                self._inbox.put(exc)
+                inbox.put(exc)
                 return
 
     def _stderr_loop(self, process: subprocess.Popen[bytes]) -> None:

@@ -419,9 +419,15 @@ class GripperController(JointTargetController):
         self._qlimits = limits
 
     def scale(self, action: np.ndarray) -> np.ndarray:
-        """[-1, 1] -> [low, high] (clipped first)."""
+        """[-1, 1] -> [low, high] (clipped first).
+
+        Upstream scales with the bounds of its float32 action space (``spaces.Box(...,
+        dtype=np.float32)``), so ``low``/``high`` are float32-rounded and the sums are float32;
+        e.g. 0.5 -> 0.65499997 rad rather than 0.655. The replay parity benchmark showed that
+        the 3e-8 difference grows to 1e-3 rad once the fingers touch, so it is reproduced."""
         a = np.clip(action, -1, 1)
-        low, high = self.spec.low, self.spec.high
+        low = np.asarray([self.spec.low], dtype=np.float32)
+        high = np.asarray([self.spec.high], dtype=np.float32)
         return 0.5 * (high + low) + 0.5 * (high - low) * a
 
     def set_action(self, action: np.ndarray) -> None:

@@ -171,6 +171,8 @@ def hallusion(items: list[Item]) -> dict[str, float]:
                     groups[f"{meta.get('l2-category')}_{ids[0]}_{ids[pos]}"].append(m)
             hits = [h for h in (_all_right(ms) for ms in groups.values()) if h is not None]
             _put(out, f"{prefix}{name}", _pct(hits))
+            _put(out, f"{prefix}{name}_exact_matching",
+                 _pct([float(all(m.get("hit_exact_matching", 0.0) for m in ms)) for ms in groups.values()]))
         _put(out, f"{prefix}aAcc_exact_matching", _pct([m.get("hit_exact_matching", 0.0) for m, _ in sub]))
 
     block(items, "")

@@ -10,12 +10,15 @@ writes VLMEvalKit's usual files next to the predictions, and dumps the returned 
 flat JSON. The driver side (:func:`delegate_scores`) writes the predictions in VLMEvalKit's
 format (the TSV's columns without ``image``, plus ``prediction``), points ``LMUData`` at a
 folder holding the benchmark TSV, runs the script with ``$VLAEVAL_VLMEVAL_PYTHON`` (default:
-this interpreter) and returns the numbers, which the suite stores as ``vlmeval/<name>``
-next to its native scores (in VLMEvalKit's own units: MCQ fractions, VQA percent, ...).
+``$VLAEVAL_HOME/envs/vlmeval/bin/python`` when that venv exists, else this interpreter) and
+returns the numbers, which the suite stores as ``vlmeval/<name>`` next to its native scores
+(in VLMEvalKit's own units: MCQ fractions, VQA percent, ...).
 
 The PyPI distribution of VLMEvalKit is ``ms-vlmeval`` (import name ``vlmeval``); installing it
-pulls torchvision and a CUDA torch, so give it its own venv. With no judge configured the
-script passes ``exact_matching``. The work folder is
+pulls torchvision and a CUDA torch, so give it its own venv. VLMEvalKit scores the TSV linked
+into ``LMUData`` as it is: the script turns off its ``download_file`` (which would replace a TSV
+whose md5 is not the pinned one, i.e. any ``md5=off`` copy, with the official file), so nothing
+is downloaded at scoring time. With no judge configured the script passes ``exact_matching``. The work folder is
 ``$VLAEVAL_HOME/vlmeval/<dataset>-<hash of predictions and judge>``, so VLMEvalKit's caches
 (judge pickles) are reused when the same predictions are scored again.
 """
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         Path(args.out).write_text(json.dumps({"ok": False, "error": f"cannot import vlmeval: {exc}"}))
         return 3
+    _keep_local_data()
     dataset = build_dataset(args.dataset)
     if dataset is None:
         Path(args.out).write_text(json.dumps({"ok": False, "error": f"vlmeval does not know {args.dataset}"}))
@@ -102,6 +106,34 @@ def main(argv: list[str] | None = None) -> int:
         "instructvla_fork": fork,
     }))
     return 0
+
+
+def _keep_local_data() -> None:
+    """Make VLMEvalKit use the TSV in ``$LMUData`` as it is, and never download.
+
+    VLMEvalKit re-downloads a benchmark TSV whose md5 is not the pinned one, writing over the
+    file in ``$LMUData`` -- which here is a link to the copy being scored (``md5=off``) -- and it
+    fetches a missing one from the network. Its ``download_file`` is replaced, in every loaded
+    ``vlmeval`` module, by one that keeps an existing file and refuses to fetch anything else.
+    """
+    try:
+        import vlmeval.smp.file as smp_file
+    except ImportError:  # not a full VLMEvalKit (a stand-in): nothing to patch
+        return
+    original = getattr(smp_file, "download_file", None)
+    if original is None:
+        return
+
+    def keep_local(url: str, filename: str | None = None) -> str:
+        if filename and os.path.exists(filename):
+            print(f"vlaeval: VLMEvalKit wanted to download {url} over {filename}; using the local file",
+                  file=sys.stderr)
+            return filename
+        raise RuntimeError(f"VLMEvalKit tried to download {url}; backend=vlmeval scores offline")
+
+    for name, module in list(sys.modules.items()):
+        if (name == "vlmeval" or name.startswith("vlmeval.")) and getattr(module, "download_file", None) is original:
+            module.download_file = keep_local
 
 
 def _has_dist(md: Any, name: str) -> bool:
@@ -125,6 +157,17 @@ def _module_exists(name: str) -> bool:
 
 class DelegationError(RuntimeError):
     pass
+
+
+def vlmeval_python() -> str:
+    """``$VLAEVAL_VLMEVAL_PYTHON``, else the venv at ``$VLAEVAL_HOME/envs/vlmeval`` if built, else this interpreter."""
+    from vlaeval.harness.envs import envs_dir
+
+    override = os.environ.get(PYTHON_ENV)
+    if override:
+        return override
+    venv = envs_dir() / "vlmeval" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
 
 
 def delegate_scores(bench: Any, data: Any, predictions: dict[str, str], protocol: dict[str, Any]) -> dict[str, float]:
@@ -160,7 +203,7 @@ def delegate_scores(bench: Any, data: Any, predictions: dict[str, str], protocol
         env["OPENAI_API_BASE"] = str(protocol["judge_base_url"]).rstrip("/") + "/chat/completions"
     if judge != "exact_matching" and not env.get("OPENAI_API_KEY"):
         env["OPENAI_API_KEY"] = os.environ.get("VLAEVAL_JUDGE_API_KEY", "") or "EMPTY"
-    python = os.environ.get(PYTHON_ENV) or sys.executable
+    python = vlmeval_python()
     cmd = [python, str(Path(__file__).resolve()), "--dataset", bench.name, "--predictions", str(pred_path),
            "--out", str(out_path), "--judge", judge]
     proc = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, check=False)
@@ -177,4 +220,8 @@ def delegate_scores(bench: Any, data: Any, predictions: dict[str, str], protocol
 
 
 if __name__ == "__main__":
+    # Run as a script, Python puts this folder first on sys.path, where datasets.py would shadow
+    # Hugging Face's ``datasets`` (and tsv.py, judge.py ... other modules) inside VLMEvalKit's imports.
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != _here]
     sys.exit(main())
