@@ -73,6 +73,7 @@ def mcq(items: list[Item], circular: bool = False) -> dict[str, float]:
     _accuracy_block(items, "hit", out)
     for split, sub in _by(items, "split").items():
         _put(out, f"Overall_{split}", _pct([m["hit"] for m, _ in sub if _judged(m)]))
+        _put(out, f"Overall_{split}_exact_matching", _pct([m.get("hit_exact_matching", 0.0) for m, _ in sub]))
     for field in ("category", "l2-category"):
         for name, sub in _by(items, field).items():
             _put(out, f"{field}/{name}", _pct([m["hit"] for m, _ in sub if _judged(m)]))

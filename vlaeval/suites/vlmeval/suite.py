@@ -44,7 +44,16 @@ from vlaeval.harness.text import DatasetSuite, Sample, TextRequest
 from vlaeval.suites.vlmeval import aggregate, scoring
 from vlaeval.suites.vlmeval.datasets import BENCHMARKS, Benchmark
 from vlaeval.suites.vlmeval.judge import Judge, judge_from_protocol
-from vlaeval.suites.vlmeval.tsv import DataMissing, TsvData, as_list, file_md5, is_missing, load_tsv, options
+from vlaeval.suites.vlmeval.tsv import (
+    OPTION_LETTERS,
+    DataMissing,
+    TsvData,
+    as_list,
+    file_md5,
+    is_missing,
+    load_tsv,
+    options,
+)
 
 SUITE_VERSION = "1"
 DATA_ENV = "VLAEVAL_MM_DATA"
@@ -231,7 +240,7 @@ class VLMEvalSuite(DatasetSuite):
         truth = str(row["answer"])
         if self.bench.suite == "mmmu" and "A" not in choices:  # open question: VLMEvalKit's 2-option rewrite
             choices = {"A": truth, "B": "Other Answers"}
-        if truth not in choices and self.bench.suite == "mmmu":
+        if self.bench.suite == "mmmu" and truth not in OPTION_LETTERS:  # VLMEvalKit: a non-letter answer -> A
             truth = "A"
         extracted = scoring.can_infer(answer, choices, variant)
         method = "rule" if extracted else "none"
