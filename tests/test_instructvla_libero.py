@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -17,10 +16,7 @@ pytest.importorskip("peft")
 
 from vlaeval.harness.envs import BackendEnvMissing, backend_python  # noqa: E402
 from vlaeval.harness.store import RunStore  # noqa: E402
-from vlaeval.models.instructvla.checkpoint import save_checkpoint  # noqa: E402
-from vlaeval.models.instructvla.config import get_config  # noqa: E402
-from vlaeval.models.instructvla.model import build_model  # noqa: E402
-from vlaeval.models.instructvla.normalization import dataset_statistics  # noqa: E402
+from tiny_instructvla import tiny_checkpoint  # noqa: E402
 
 try:
     backend_python("libero")
@@ -31,9 +27,7 @@ pytestmark = [pytest.mark.libero, pytest.mark.slow, pytest.mark.filterwarnings("
 
 
 def test_a_checkpoint_path_runs_on_libero_through_the_real_worker(tmp_path):
-    rng = np.random.default_rng(0)
-    stats = {"libero_spatial_no_noops": dataset_statistics(rng.normal(size=(100, 7)), rng.normal(size=(100, 8)), 3)}
-    checkpoint = save_checkpoint(build_model(get_config("tiny"), norm_stats=stats, seed=0), tmp_path / "ckpt")
+    checkpoint = tiny_checkpoint(tmp_path / "ckpt", "libero_spatial_no_noops")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", "libero-spatial", "--model", str(checkpoint),
            "--tasks", "0", "--episodes-per-task", "1", "--protocol", "max_steps=8", "--out", str(out)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -18,10 +17,7 @@ pytest.importorskip("peft")
 
 from vlaeval.harness.envs import BackendEnvMissing, backend_python  # noqa: E402
 from vlaeval.harness.store import RunStore  # noqa: E402
-from vlaeval.models.instructvla.checkpoint import save_checkpoint  # noqa: E402
-from vlaeval.models.instructvla.config import get_config  # noqa: E402
-from vlaeval.models.instructvla.model import build_model  # noqa: E402
-from vlaeval.models.instructvla.normalization import dataset_statistics  # noqa: E402
+from tiny_instructvla import tiny_checkpoint  # noqa: E402
 
 try:
     backend_python("simpler")
@@ -32,10 +28,7 @@ pytestmark = [pytest.mark.simpler, pytest.mark.slow, pytest.mark.filterwarnings(
 
 
 def test_simpler_instruct_runs_a_checkpoint_end_to_end(tmp_path):
-    rng = np.random.default_rng(0)
-    stats = {"bridge_dataset": dataset_statistics(rng.normal(size=(100, 7)), rng.normal(size=(100, 8)), 3)}
-    model = build_model(get_config("tiny", num_images=1), norm_stats=stats, seed=0)
-    checkpoint = save_checkpoint(model, tmp_path / "ckpt")
+    checkpoint = tiny_checkpoint(tmp_path / "ckpt", "bridge_dataset", num_images=1)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", "simpler-instruct", "--model", str(checkpoint),
            "--limit", "1", "--protocol", "max_steps=3", "--out", str(out)]
