@@ -119,7 +119,27 @@ def load_dataset(root: str | os.PathLike[str], **kwargs: Any) -> Any:
     """Open the dataset at ``root`` with ``LeRobotDataset`` (for tests and users)."""
     module = import_lerobot()
     root = Path(root)
-    return module.LeRobotDataset(repo_id=f"vlaeval/{root.name}", root=root, **kwargs)
+    kwargs.setdefault("video_backend", "pyav")  # image datasets decode nothing; avoids a torchcodec probe
+    with _quiet():
+        return module.LeRobotDataset(repo_id=f"vlaeval/{root.name}", root=root, **kwargs)
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """No progress bars or statistics warnings from ``datasets``/``ledataset`` in the run's output."""
+    import warnings
+
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    finally:
+        if was_enabled:
+            ds_logging.enable_progress_bar()
 
 
 def demo_features(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
@@ -267,14 +287,14 @@ class DemoWriter:
                         f"{self.root} holds features {sorted(info['features'])} that do not match this episode's "
                         f"{sorted(features)}; use another --record-demos directory"
                     )
-                return module.LeRobotDataset(repo_id=self.repo_id, root=self.root)
+                return module.LeRobotDataset(repo_id=self.repo_id, root=self.root, video_backend="pyav")
         if self.root.exists():
             if any(self.root.iterdir()):
                 raise DemoError(f"{self.root} exists and is not a LeRobot dataset")
             self.root.rmdir()
         return module.LeRobotDataset.create(
             repo_id=self.repo_id, fps=self.fps, features=features, root=self.root,
-            robot_type=self.robot_type, use_videos=False,
+            robot_type=self.robot_type, use_videos=False, video_backend="pyav",
         )
 
     def _append(self, npz_path: str, key: str, episode: dict[str, Any], result: dict[str, Any]) -> None:
@@ -284,14 +304,15 @@ class DemoWriter:
             raise DemoError("no actions in the demo")
         features = demo_features(arrays)
         frames = episode_frames(arrays, episode.get("instruction", ""), bool(result.get("success")))
-        dataset = self._open(features)
-        try:
-            for frame in frames:
-                dataset.add_frame(frame)
-            dataset.save_episode()
-            index = dataset.meta.total_episodes - 1
-        finally:
-            dataset.finalize()
+        with _quiet():
+            dataset = self._open(features)
+            try:
+                for frame in frames:
+                    dataset.add_frame(frame)
+                dataset.save_episode()
+                index = dataset.meta.total_episodes - 1
+            finally:
+                dataset.finalize()
         record = {
             "key": key, "episode_index": index, "frames": len(frames), "success": bool(result.get("success")),
             "status": result.get("status"), "suite": episode.get("suite"), "task_id": episode.get("task_id"),
