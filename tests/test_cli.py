@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from vlaeval.cli import main
+from vlaeval.harness.doctor import collect
 
 
 def vlaeval(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -58,8 +59,17 @@ def test_bad_input_gets_a_one_line_error(args, message, tmp_path):
 def test_doctor_reports_backends_and_renderers():
     result = CliRunner().invoke(main, ["doctor"], terminal_width=200)
     assert result.exit_code == 0
-    for word in ("vlaeval", "backend env: libero", "EGL", "GPU"):
+    for word in ("vlaeval", "backend env: libero", "EGL", "GPU", "SimplerEnv renderer", "SimplerEnv assets"):
         assert word in result.output
+    rows = {row.name: row for row in collect()}
+    if rows["backend env: simpler"].status == "ok":  # the renderer is named, with its layer on a CPU machine
+        renderer = rows["SimplerEnv renderer"]
+        assert renderer.status == "ok", renderer.details
+        assert "Vulkan layer VK_LAYER_VLAEVAL" in renderer.details or renderer.details.startswith("GPU")
+    assets = rows["SimplerEnv assets"]
+    if assets.status in ("ok", "incomplete"):  # every file hashed; what the pack lacks is said, with its effect
+        assert "sha256 verified" in assets.details
+        assert (assets.status == "incomplete") == ("approximate" in assets.details)
 
 
 def test_policy_and_suite_action_widths_are_checked_before_anything_runs(tmp_path):

