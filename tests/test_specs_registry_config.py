@@ -68,6 +68,8 @@ def test_config_file_with_cli_overrides(tmp_path):
         ("suite: toy\nmodel: random\nworkers: 0\n", "workers:"),
         ("suite: [toy\n", "not valid YAML"),
         ("- a\n- b\n", "mapping"),
+        ("suite: toy\nmodel: random\nepisodes: 3-4\nepisodes_per_task: 2\n", "either episodes .* or episodes_per_task"),
+        ("suite: toy\nmodel: random\nepisodes: 2-x\n", "cannot read '2-x' as a list of integers"),
     ],
 )
 def test_bad_config_files_give_one_line_errors(tmp_path, text, message):
@@ -94,6 +96,20 @@ def test_planner_orders_selects_and_limits():
         suite.episodes(Selection(protocol_overrides={"max_step": 7}))
     with pytest.raises(SelectionError, match="no task of toy matches"):
         suite.episodes(Selection(tasks=["nope"]))
+
+
+def test_explicit_init_states_select_held_out_episodes():
+    suite = registry.suites.create("toy")
+    n_states = min(t.n_init_states for t in suite.tasks())
+    held_out = suite.episodes(Selection(seeds=[0], episode_indices=[n_states - 1, 1, 1]))
+    assert [(e.episode_index, e.task_index) for e in held_out[:4]] == [(n_states - 1, 0), (n_states - 1, 1),
+                                                                      (n_states - 1, 2), (1, 0)]
+    assert len(held_out) == 2 * len(suite.tasks())  # duplicates dropped, order kept
+    first = suite.episodes(Selection(seeds=[0], episodes_per_task=2))
+    assert [e.key("m") for e in suite.episodes(Selection(seeds=[0], episode_indices=[0, 1]))] == [e.key("m") for e in first]
+    with pytest.raises(SelectionError, match=rf"episodes \[{n_states}\] do not exist"):
+        suite.episodes(Selection(episode_indices=[0, n_states]))
+    assert load_config(None, {"suite": "toy", "model": "random", "episodes": "3-5"}).episodes == [3, 4, 5]
 
 
 def test_libero_catalog_drives_the_suite_without_the_simulator():

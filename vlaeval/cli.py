@@ -106,6 +106,7 @@ def list_cmd(what: str, suite: str | None) -> None:
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Adapter constructor argument; repeatable.")
 @click.option("--seeds", help="Seeds, e.g. 0,1,2 or 0-4 [default: 0].")
 @click.option("--episodes-per-task", type=int, help="First N init states of each task [default: all].")
+@click.option("--episodes", help="These init states of each task instead, e.g. 20-29 (held-out) or 0,5,7.")
 @click.option("--tasks", "tasks", multiple=True, metavar="PATTERN", help="Task name/index/instruction glob; repeatable.")
 @click.option("--limit", type=int, help="Run at most N episodes in total (first in plan order).")
 @click.option("--protocol", "protocol", multiple=True, metavar="KEY=VALUE",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -24,6 +24,8 @@ class RunConfig(BaseModel):
     model_args: dict[str, Any] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0])
     episodes_per_task: int | None = Field(default=None, ge=1)
+    episodes: list[int] | None = None
+    """Explicit init-state indices (e.g. held-out states 20-29); excludes ``episodes_per_task``."""
     tasks: list[str] = Field(default_factory=list)
     limit: int | None = Field(default=None, ge=1)
     protocol: dict[str, Any] = Field(default_factory=dict)
@@ -40,10 +42,18 @@ class RunConfig(BaseModel):
     max_wait_ms: float = Field(default=2.0, ge=0)
     policy_host: str = "127.0.0.1"
 
-    @field_validator("seeds", mode="before")
+    @field_validator("seeds", "episodes", mode="before")
     @classmethod
-    def _parse_seeds(cls, value: Any) -> Any:
+    def _parse_int_lists(cls, value: Any) -> Any:
         return parse_int_list(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_episode_selector(self) -> RunConfig:
+        if self.episodes is not None and self.episodes_per_task is not None:
+            raise ValueError("give either episodes (init-state indices) or episodes_per_task, not both")
+        if self.episodes is not None and (not self.episodes or min(self.episodes) < 0):
+            raise ValueError("episodes must list init-state indices >= 0, e.g. 20-29")
+        return self
 
     def output_dir(self) -> Path:
         """``--out``, or ``runs/<suite>__<model>`` (stable, so re-running resumes)."""

@@ -48,6 +48,7 @@ def plan_episodes(suite: Suite, config: RunConfig) -> list[EpisodeSpec]:
     selection = Selection(
         seeds=config.seeds,
         episodes_per_task=config.episodes_per_task,
+        episode_indices=config.episodes,
         tasks=config.tasks,
         limit=config.limit,
         protocol_overrides=config.protocol,

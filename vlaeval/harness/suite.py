@@ -24,6 +24,8 @@ class Selection:
 
     seeds: Sequence[int] = (0,)
     episodes_per_task: int | None = None
+    episode_indices: Sequence[int] | None = None
+    """Explicit init-state indices; overrides ``episodes_per_task``."""
     tasks: Sequence[str] = ()
     limit: int | None = None
     protocol_overrides: dict[str, Any] = field(default_factory=dict)
@@ -91,10 +93,19 @@ class Suite:
         protocol = self.protocol(selection.protocol_overrides)
         tasks = self.select_tasks(selection.tasks)
         out: list[EpisodeSpec] = []
+        n_max = max(t.n_init_states for t in tasks)
+        if selection.episode_indices is not None:
+            beyond = [i for i in selection.episode_indices if i >= n_max]
+            if beyond:
+                raise SelectionError(
+                    f"episodes {beyond} do not exist: the selected tasks of {self.spec.name} have at most "
+                    f"{n_max} init states (0-{n_max - 1})"
+                )
+            indices = list(dict.fromkeys(selection.episode_indices))
+        else:
+            indices = list(range(min(selection.episodes_per_task or n_max, n_max)))
         for seed in selection.seeds:
-            n_max = max(t.n_init_states for t in tasks)
-            per_task = min(selection.episodes_per_task or n_max, n_max)
-            for index in range(per_task):
+            for index in indices:
                 for task in tasks:
                     if index >= task.n_init_states:
                         continue
