@@ -8,7 +8,10 @@
 Every step is the product's own command line, so this also proves the pipeline
 demos -> LeRobot dataset -> training -> checkpoint -> evaluation. Run with the harness venv:
 
-    .venv/bin/python benchmarks/instructvla_learning.py --task 0 --demos 10 --steps 400 --eval 5
+    .venv/bin/python benchmarks/instructvla_learning.py --task 0 --demos 20 --steps 2000
+
+The trained checkpoint is evaluated on init states it was trained on (in-distribution) and on
+held-out init states (``--held-out``, never demonstrated); ``random`` on the held-out ones.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400, help="training iterations")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--eval", type=int, default=5, help="evaluation episodes per model (init states 0..M-1)")
+    parser.add_argument("--seen", default="0-4", help="init states (demonstrated) the trained model is also tested on")
+    parser.add_argument("--held-out", default="40-49", help="init states never demonstrated: trained and random")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "instructvla_learning")
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "results" / "instructvla_learning.md")
@@ -75,13 +79,14 @@ def main() -> None:
             "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--gripper", "libero", "--log-every", "10")
     checkpoint = work / "train" / "checkpoints" / (work / "train" / "checkpoints" / "latest").read_text().strip()
-    vlaeval("run", *common, "--model", str(checkpoint), "--episodes-per-task", str(args.eval),
-            "--out", str(work / "eval_trained"))
-    vlaeval("run", *common, "--model", "random", "--episodes-per-task", str(args.eval),
-            "--out", str(work / "eval_random"))
+    vlaeval("run", *common, "--model", str(checkpoint), "--episodes", args.seen, "--out", str(work / "eval_seen"))
+    vlaeval("run", *common, "--model", str(checkpoint), "--episodes", args.held_out,
+            "--out", str(work / "eval_held_out"))
+    vlaeval("run", *common, "--model", "random", "--episodes", args.held_out, "--out", str(work / "eval_random"))
 
     oracle = success_rate(work / "oracle")
-    trained = success_rate(work / "eval_trained")
+    seen = success_rate(work / "eval_seen")
+    held_out = success_rate(work / "eval_held_out")
     rand = success_rate(work / "eval_random")
     curve = loss_curve(work / "train" / "metrics.jsonl")
     size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
@@ -95,12 +100,13 @@ def main() -> None:
         "|---|---:|---:|---:|",
         f"| oracle (demonstrations, init states 0..{args.demos - 1}) | {oracle[1]} | {oracle[0]} | "
         f"{oracle[0] / max(oracle[1], 1):.0%} |",
-        f"| tiny InstructVLA, stage 1, {args.steps} steps (init states 0..{args.eval - 1}) | {trained[1]} | "
-        f"{trained[0]} | {trained[0] / max(trained[1], 1):.0%} |",
-        f"| random (init states 0..{args.eval - 1}) | {rand[1]} | {rand[0]} | {rand[0] / max(rand[1], 1):.0%} |",
+        f"| tiny InstructVLA, stage 1, {args.steps} steps, demonstrated init states {args.seen} | {seen[1]} | "
+        f"{seen[0]} | {seen[0] / max(seen[1], 1):.0%} |",
+        f"| tiny InstructVLA, stage 1, {args.steps} steps, held-out init states {args.held_out} | {held_out[1]} | "
+        f"{held_out[0]} | {held_out[0] / max(held_out[1], 1):.0%} |",
+        f"| random, held-out init states {args.held_out} | {rand[1]} | {rand[0]} | {rand[0] / max(rand[1], 1):.0%} |",
         "",
-        f"Checkpoint: {size_mb:.1f} MB. Evaluation init states overlap the demonstration init states",
-        "(in-distribution check, not generalisation).",
+        f"Checkpoint: {size_mb:.1f} MB.",
         "",
         "## Training loss (flow matching)",
         "",

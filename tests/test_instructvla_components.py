@@ -226,3 +226,22 @@ def test_image_presets_and_transforms() -> None:
     assert wide[:30].max() == 0  # padded rows
     assert vlm_pixel_values([frame[:224, :224]] * 2, 56).shape == (3, 56, 56)
     assert dino_pixel_values(frame, 224).shape == (3, 224, 224)
+
+
+def test_decoded_frame_cache_is_bounded_by_entries_and_bytes() -> None:
+    from vlaeval.models.instructvla.data import _FileCache
+
+    loads: list[int] = []
+
+    def load(key: int) -> list[np.ndarray]:
+        loads.append(key)
+        return [np.zeros(100, np.uint8), np.zeros(50, np.uint8)]  # 150 bytes per entry
+
+    cache = _FileCache(load, size=10, max_bytes=400)
+    for key in (0, 1, 0, 2):  # 0 is used again before 2 arrives, so 1 is the oldest
+        cache.get(key)
+    assert list(cache.items) == [0, 2] and cache.bytes == 300 and loads == [0, 1, 2]
+    cache.get(1)
+    assert loads == [0, 1, 2, 1] and list(cache.items) == [2, 1]
+    one = _FileCache(load, size=10, max_bytes=10)  # an entry larger than the budget is still served
+    assert len(one.get(5)) == 2 and list(one.items) == [5]

@@ -95,12 +95,20 @@ def _pick(features: dict[str, Any], candidates: tuple[str, ...], what: str, expl
     return None
 
 
-class _FileCache:
-    """A tiny LRU of decoded per-file data (parquet image columns, video frames)."""
+def _nbytes(value: Any) -> int:
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return int(getattr(value, "nbytes", 0))
 
-    def __init__(self, loader: Callable[[Any], Any], size: int = 4):
-        self.loader, self.size = loader, size
+
+class _FileCache:
+    """A small LRU of decoded data (parquet image columns, video frames, resized images),
+    bounded by an entry count and optionally by bytes."""
+
+    def __init__(self, loader: Callable[[Any], Any], size: int = 4, max_bytes: int | None = None):
+        self.loader, self.size, self.max_bytes = loader, size, max_bytes
         self.items: OrderedDict[Any, Any] = OrderedDict()
+        self.bytes = 0
 
     def get(self, key: Any) -> Any:
         if key in self.items:
@@ -108,8 +116,11 @@ class _FileCache:
             return self.items[key]
         value = self.loader(key)
         self.items[key] = value
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
+        self.bytes += _nbytes(value)
+        while len(self.items) > 1 and (
+            len(self.items) > self.size or (self.max_bytes is not None and self.bytes > self.max_bytes)
+        ):
+            self.bytes -= _nbytes(self.items.popitem(last=False)[1])
         return value
 
 
@@ -356,9 +367,12 @@ class ActionDataset:
         image_aug: bool = False,
         image_size: int = 224,
         seed: int = 0,
+        cache_mb: int = 1024,
     ):
         self.frames, self.processor, self.sampler = frames, processor, sampler
         self.annotations, self.image_aug, self.image_size, self.seed = annotations, image_aug, image_size, seed
+        # decoding + resizing dominate a small model's step on CPU: keep resized frames for later epochs
+        self._resized = _FileCache(self._load_resized, size=len(frames), max_bytes=cache_mb << 20)
         self.action_stats = BoundsStats.from_dict(stats["action"])
         self.state_stats = BoundsStats.from_dict(stats["proprio"]) if "proprio" in stats else None
         self.epoch = 0
@@ -366,9 +380,15 @@ class ActionDataset:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def _load_resized(self, i: int) -> list[np.ndarray]:
+        images = [resize(im, (self.image_size, self.image_size)) for im in self.frames.images(i)]
+        for image in images:
+            image.setflags(write=False)  # shared by every epoch: nothing downstream may write to it
+        return images
+
     def __getitem__(self, i: int) -> Any:
         rng = random.Random(hash((self.seed, self.epoch, int(i))))
-        images = [resize(im, (self.image_size, self.image_size)) for im in self.frames.images(i)]
+        images = self._resized.get(int(i))
         if self.image_aug:
             images = [augment(im, rng) for im in images]
         raw, valid = self.frames.chunk(i)
