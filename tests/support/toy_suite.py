@@ -1,7 +1,9 @@
 """A tiny deterministic suite for testing harness logic (not a benchmark).
 
 A point moves in the plane by the first two action components; the episode succeeds
-when it is within ``tolerance`` of the goal. Protocol knobs let tests make the worker
+when it is within ``tolerance`` of the goal. With ``subtasks: 2`` the task has a second
+subtask ("return to the start", goal at the origin) that begins when the policy signals
+terminate or, with ``force_advance_step``, at that step; only the last subtask can succeed. Protocol knobs let tests make the worker
 crash, hang or slow down on purpose; ``*_once_dir`` variants fail only on the first
 attempt (a marker file remembers), which is how retries are exercised.
 """
@@ -45,6 +47,8 @@ class ToySuite(Suite):
                 "fail_at_step": 3,
                 "replan_steps": 0,
                 "ensemble": "none",
+                "subtasks": 1,
+                "force_advance_step": 0,
             },
         )
 
@@ -63,13 +67,24 @@ class ToyBackend(SimBackend):
         self.pos = rng.uniform(-0.2, 0.2, size=2)
         self.goal = np.array(GOALS[episode.task_index])
         self.t = 0
+        self.subtask = 0
         return self._obs()
+
+    def _instruction(self) -> str:
+        return self.episode.instruction if self.subtask == 0 else "return to the start"
 
     def _obs(self) -> Observation:
         image = np.zeros((8, 8, 3), dtype=np.uint8)
         image[..., 0] = int((self.pos[0] + 1) * 100)
         return {"agentview": image, "state": np.concatenate([self.pos, self.goal]).astype(np.float32),
-                "instruction": self.episode.instruction}
+                "instruction": self._instruction()}
+
+    def advance_subtask(self) -> str | None:
+        if self.subtask + 1 >= int(self.protocol["subtasks"]):
+            return None
+        self.subtask += 1
+        self.goal = np.zeros(2)
+        return self._instruction()
 
     def _first_time(self, directory: str, what: str) -> bool:
         marker = Path(directory) / f"{what}-{self.episode.task_id}-{self.episode.episode_index}-{self.episode.seed}"
@@ -89,8 +104,11 @@ class ToyBackend(SimBackend):
                 time.sleep(3600)
         if p["step_sleep_s"]:
             time.sleep(p["step_sleep_s"])
+        if p["force_advance_step"] and self.t == p["force_advance_step"]:
+            self.advance_subtask()
         self.pos = self.pos + np.clip(action[:2], -1, 1) * 0.1
-        success = bool(np.linalg.norm(self.pos - self.goal) < p["tolerance"])
+        last = self.subtask + 1 >= int(p["subtasks"])
+        success = last and bool(np.linalg.norm(self.pos - self.goal) < p["tolerance"])
         return StepOutcome(obs=self._obs(), success=success)
 
 
@@ -107,6 +125,35 @@ class GreedyPolicy(Policy):
         action = np.zeros(7)
         action[:2] = np.clip((goal - pos) / 0.1, -1, 1)
         return action
+
+
+class TerminatingPolicy(GreedyPolicy):
+    """Greedy, plus an RT-1 style terminate flag: raised at the goal, or from call ``terminate_at`` on."""
+
+    name = "toy-terminating"
+
+    def __init__(self, terminate_at: int = 0):
+        self.terminate_at = terminate_at
+        self.starts: list[tuple[str, dict[str, Any]]] = []
+        self.ends: list[str] = []
+
+    def spec(self) -> PolicySpec:
+        return PolicySpec(action_dim=7, name=self.name, terminate=True)
+
+    def start_episode(self, instruction: str, info: dict[str, Any]) -> Any:
+        self.starts.append((instruction, info))
+        return {"calls": 0}
+
+    def act(self, state: Any, obs: Observation) -> np.ndarray:
+        state["calls"] += 1
+        pos, goal = obs["state"][:2], obs["state"][2:4]
+        # not on the first call of a (sub)episode: the frame it gets is the one from before the switch
+        at_goal = state["calls"] > 1 and bool(np.linalg.norm(goal - pos) < 0.03)
+        done = at_goal or 0 < self.terminate_at <= state["calls"]
+        return np.append(super().act(state, obs), 1.0 if done else 0.0)
+
+    def end_episode(self, state: Any, result: dict[str, Any]) -> None:
+        self.ends.append(result["status"])
 
 
 class NanPolicy(Policy):
@@ -178,3 +225,4 @@ registry.adapters.register("toy-pixel-reader", PixelReader)
 registry.adapters.register("toy-needs-wrist", NeedsWristPolicy)
 registry.adapters.register("toy-greedy", GreedyPolicy)
 registry.adapters.register("toy-nan", NanPolicy)
+registry.adapters.register("toy-terminating", TerminatingPolicy)

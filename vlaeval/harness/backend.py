@@ -61,6 +61,16 @@ class SimBackend(ABC):
                 return np.asarray(obs[key])
         return None
 
+    def advance_subtask(self) -> str | None:
+        """The policy signalled terminate: move a multi-subtask episode on to its next subtask
+        and return that subtask's instruction; ``None`` when the episode is on its last one."""
+        return None
+
+    def success_if_ended(self, outcome: StepOutcome) -> bool:
+        """The episode's outcome if it ends after the step that gave ``outcome`` (the policy
+        terminated early); suites that judge only the last step override this."""
+        return outcome.success
+
     def privileged(self) -> dict[str, Any]:
         """Simulator state for scripted oracles (object poses...)."""
         return {}

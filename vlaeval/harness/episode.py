@@ -36,6 +36,13 @@ def run_episode(
 
     Simulator exceptions propagate (the supervisor decides whether to retry); bad
     actions and policy errors end the episode with status ``error``.
+
+    Long-horizon tasks (SimplerEnv's drawer + apple) change their instruction mid-episode,
+    when the policy signals terminate (``PolicySpec.terminate``) or when the task forces it:
+    as upstream's evaluators do, the policy is then restarted on the new instruction
+    (``end_episode`` with status ``subtask_changed``, then ``start_episode``) and queued
+    actions are dropped. A terminate on the last subtask ends the episode; its outcome is
+    the last step's.
     """
     started = time.monotonic()
     spec = policy.spec()
@@ -46,6 +53,8 @@ def run_episode(
     policy_s = sim_s = 0.0
     metrics: dict[str, Any] = {}
     steps, success, error = 0, False, None
+    # the backend's own wording at reset is the reference for noticing a subtask's new instruction
+    instruction, subtask = obs.get("instruction") or episode.instruction, 0
     _observe(backend, obs, recorders)
     try:
         check_observation_keys(spec, obs)
@@ -57,9 +66,13 @@ def run_episode(
                 t0 = time.monotonic()
                 raw = policy.act(obs)
                 policy_s += time.monotonic() - t0
-                chunk = as_action_chunk(raw, spec.action_dim)
-                executor.push(convert_gripper(chunk, spec, backend.gripper, backend.gripper_range))
+                chunk = as_action_chunk(raw, spec.output_dim)
+                chunk[:, : spec.action_dim] = convert_gripper(
+                    chunk[:, : spec.action_dim], spec, backend.gripper, backend.gripper_range)
+                executor.push(chunk)
             action = executor.pop()
+            terminate = spec.terminate and bool(action[-1] > 0.5)
+            action = action[: spec.action_dim]
             t0 = time.monotonic()
             outcome = backend.step(action)
             sim_s += time.monotonic() - t0
@@ -74,6 +87,19 @@ def run_episode(
             if outcome.success or outcome.done:
                 success = outcome.success
                 break
+            if terminate:
+                advanced = backend.advance_subtask()
+                if advanced is None:  # terminate on the last subtask: the episode ends here
+                    success = backend.success_if_ended(outcome)
+                    break
+                obs = {**obs, "instruction": advanced}
+            new_instruction = obs.get("instruction")
+            if isinstance(new_instruction, str) and new_instruction != instruction:
+                instruction, subtask = new_instruction, subtask + 1
+                policy.end_episode({"status": "subtask_changed", "success": False, "steps": steps})
+                policy.start_episode(instruction, {**episode.to_dict(), "instruction": instruction,
+                                                   "subtask": subtask})
+                executor = ChunkExecutor(episode.protocol)
     except (ActionError, PolicyFailure) as exc:
         error = f"{type(exc).__name__}: {exc}"
     finished = time.monotonic()

@@ -48,7 +48,15 @@ class PolicySpec:
     observation_keys: tuple[str, ...] = ()
     """Observation entries the policy needs; ``"a|b"`` accepts either (e.g. ``"agentview|image"``)."""
     name: str = ""
+    terminate: bool = False
+    """The policy appends a terminate flag to every action (``action_dim + 1`` values, > 0.5 = done):
+    it ends the episode, or moves a multi-subtask episode on to its next subtask (RT-1 style)."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_dim(self) -> int:
+        """Values per action the policy returns (the action, plus the terminate flag if declared)."""
+        return self.action_dim + int(self.terminate)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

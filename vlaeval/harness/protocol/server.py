@@ -364,7 +364,7 @@ class PolicyServer:
 
     def _check_action(self, action: Any) -> np.ndarray:
         try:
-            return as_action_chunk(action, self._spec.action_dim)
+            return as_action_chunk(action, self._spec.output_dim)
         except ActionError as exc:
             raise ProtocolError(f"policy returned an invalid action: {exc}", ErrorCode.BAD_ACTION) from None
 
