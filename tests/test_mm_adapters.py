@@ -49,49 +49,14 @@ def stored(run_dir):
 
 # -- Hugging Face VLM ------------------------------------------------------------------------------------
 
-WORDS = ("a b c d A B C D red green blue yes no the is what colour which answer option ? . , : "
-         "I will put block cup on table").split()
-
-
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory):
     """A 2-layer random LLaVA (CLIP vision tower + Llama) with a word-level tokenizer, saved like a hub checkpoint."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_llava import build_tiny_llava
 
-    specials = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(specials + ["<|system|>", "<|user|>", "<|assistant|>"] + WORDS))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##")
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        extra_special_tokens={"image_token": "<image>"})
-    template = (
-        "{% for m in messages %}{% if m['role'] == 'system' %}<|system|> {{ m['content'][0]['text'] }} "
-        "{% else %}<|user|> {% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
-        "{% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-    image_processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32},
-                                                      crop_size={"height": 32, "width": 32})
-    processor = transformers.LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-                                            vision_feature_select_strategy="default", chat_template=template,
-                                            num_additional_image_tokens=1)
-    config = transformers.LlavaConfig(
-        vision_config=transformers.CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                                    num_attention_heads=2, image_size=32, patch_size=8),
-        text_config=transformers.LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                                             num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                             max_position_embeddings=512, pad_token_id=0, bos_token_id=1,
-                                             eos_token_id=2),
-        image_token_index=vocab["<image>"], vision_feature_layer=-1, vision_feature_select_strategy="default")
-    torch.manual_seed(0)
-    model = transformers.LlavaForConditionalGeneration(config).eval()
-    directory = tmp_path_factory.mktemp("tiny-llava")
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 def test_hf_vlm_batched_generation_equals_one_by_one_and_direct_generate(tiny_llava):

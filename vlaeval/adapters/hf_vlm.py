@@ -30,14 +30,44 @@ import numpy as np
 from vlaeval.harness.text import TextModel, TextRequest
 
 
+SAMPLE_BLOCK = 64 * 1024
+SAMPLE_BLOCKS = 16
+
+
+def _file_sample_digest(path: Path) -> str:
+    """sha256 over a file's size and up to 16 blocks of 64 KiB at evenly spaced offsets.
+
+    The first and last blocks are always read; a file of at most 16 blocks is read whole. Cheap on
+    multi-GB shards, yet two fine-tunes of one architecture (same names and sizes) differ.
+    """
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    n = min(SAMPLE_BLOCKS, max(1, -(-size // SAMPLE_BLOCK)))
+    span = max(0, size - SAMPLE_BLOCK)
+    offsets = sorted({round(i * span / (n - 1)) for i in range(n)} if n > 1 else {0})
+    with path.open("rb") as f:
+        for offset in offsets:
+            f.seek(offset)
+            digest.update(f.read(SAMPLE_BLOCK))
+    return digest.hexdigest()
+
+
+ANSWER_SHAPING_FILES = (  # small files that change answers as much as the weights do
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+    "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+    "preprocessor_config.json", "processor_config.json",
+)
+
+
 def _weights_digest(path: Path) -> str:
-    """Identity of a local checkpoint: config + the names and sizes of its weight files."""
+    """Identity of a local checkpoint: its config, tokenizer, processor and chat template files, and
+    the names, sizes and sampled contents of its weight files."""
     digest = hashlib.sha256()
-    config = path / "config.json"
-    if config.is_file():
-        digest.update(config.read_bytes())
+    for name in ANSWER_SHAPING_FILES:
+        if (path / name).is_file():
+            digest.update(name.encode() + b"\0" + (path / name).read_bytes())
     for weights in sorted(list(path.glob("*.safetensors")) + list(path.glob("*.bin"))):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        digest.update(f"{weights.name}:{weights.stat().st_size}:{_file_sample_digest(weights)}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -108,7 +108,9 @@ def mcq_judge_prompt(question: str, choices: Mapping[str, str], prediction: str)
 
 _PUNCT = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
 _COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(,)(\d)")
-_LONE_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")
+# VLMEvalKit (and the VQA challenge code) write "(?!<=\d)(\.)(?!\d)": "(?!<=" is a negative *lookahead*
+# for the text "<=", always true before a period, so every period not followed by a digit goes ("42." -> "42").
+_LONE_PERIOD = re.compile(r"\.(?!\d)")
 
 
 def process_punctuation(text: str) -> str:
