@@ -519,12 +519,10 @@ def test_leaderboard_holds_a_multimodal_and_a_robot_run(tmp_path, programmed):
     assert run_evaluation(toy).counts == {"success": 3}
     dirs = [str(tmp_path / "runs" / "mm"), str(tmp_path / "runs" / "robot")]
 
-    # A leaderboard cell is the success rate averaged over the suite's tasks (families.yaml `value: tasks`);
-    # for MMStar the tasks are its categories: coarse perception 2/2, math 0/1 -> 50 %, which is not
-    # MMStar's own score (item accuracy, corpus "Overall" = 66.7).
+    # MMStar's cell is its own headline number (corpus "Overall" = item accuracy 66.7), not the success rate
+    # averaged over categories (coarse perception 2/2, math 0/1 -> 50); it stays out of overall and rank.
     by_task = pd.DataFrame(rows).groupby("task_id")["success"].mean()
     assert by_task.to_dict() == {"coarse perception": 1.0, "math": 0.0}
-    mm_cell = float(by_task.mean())
 
     md = CliRunner().invoke(main, ["leaderboard", *dirs, "--format", "md"])
     assert md.exit_code == 0, md.output
@@ -534,8 +532,8 @@ def test_leaderboard_holds_a_multimodal_and_a_robot_run(tmp_path, programmed):
     end = next(i for i in range(at, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
     table_md = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[at + 2:end]]
     assert {"mmstar", "toy"} <= set(header)
-    cells = {row["model"]: (row["mmstar"], row["toy"]) for row in table_md}
-    assert cells == {"hf-vlm": (f"{100 * mm_cell:.1f}", ""), "toy-greedy": ("", "100.0")}
+    cells = {row["model"]: (row["rank"], row["overall"], row["mmstar"], row["toy"]) for row in table_md}
+    assert cells == {"toy-greedy": ("1", "100.0", "", "100.0"), "hf-vlm": ("", "—", "66.7", "")}
 
     csv = CliRunner().invoke(main, ["leaderboard", *dirs, "--format", "csv"])
     assert csv.exit_code == 0, csv.output
@@ -543,6 +541,23 @@ def test_leaderboard_holds_a_multimodal_and_a_robot_run(tmp_path, programmed):
     start = next(i for i, line in enumerate(lines) if line.startswith("rank,"))
     table = pd.read_csv(io.StringIO("\n".join(lines[start:]))).set_index("model")
     assert {"mmstar", "toy", "mmstar_se", "toy_se"} <= set(table.columns) and len(table) == 2
-    assert table.at["hf-vlm", "mmstar"] == pytest.approx(mm_cell) and pd.isna(table.at["hf-vlm", "toy"])
+    assert table.at["hf-vlm", "mmstar"] == pytest.approx(2 / 3) and pd.isna(table.at["hf-vlm", "toy"])
     assert table.at["toy-greedy", "toy"] == pytest.approx(1.0) and pd.isna(table.at["toy-greedy", "mmstar"])
     assert table.at["hf-vlm", "source"] == "mm" and table.at["toy-greedy", "source"] == "robot"
+
+    report = CliRunner().invoke(main, ["report", dirs[0], "--format", "md"])
+    assert report.exit_code == 0, report.output
+    assert "## Benchmark scores" in report.stdout
+    assert next(line for line in report.stdout.splitlines() if "| Overall ★ |" in line).split("|")[3].strip() == "66.67"
+    published = CliRunner().invoke(main, ["leaderboard", *dirs, "--reference", "published", "--format", "csv"])
+    assert published.exit_code == 0, published.output
+    lines = published.stdout.splitlines()
+    table = pd.read_csv(io.StringIO("\n".join(lines[next(i for i, x in enumerate(lines) if x.startswith("rank,")):])))
+    paper = table.set_index("model").loc["InstructVLA-Generalist (1.5B)"]
+    assert paper["kind"] == "reported" and paper["mmstar"] == pytest.approx(0.562)  # the same column as ours
+    run = CliRunner().invoke(main, ["run", "--suite", "mmstar", "--model", "hf-vlm", "--model-arg",
+                                    f"model={programmed(case.answer)}", "--protocol", f"data_dir={tmp_path / 'data'}",
+                                    "--protocol", "md5=off", "--out", str(tmp_path / "runs" / "cli")],
+                             terminal_width=200)
+    assert run.exit_code == 0, run.output
+    assert "Benchmark scores" in run.output and "Overall ★" in run.output and "66.67" in run.output

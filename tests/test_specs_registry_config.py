@@ -92,6 +92,8 @@ def test_planner_orders_selects_and_limits():
     overridden = suite.episodes(Selection(seeds=[0], protocol_overrides={"max_steps": 7}))
     assert {e.max_steps for e in overridden} == {7}
     assert {e.protocol["max_steps"] for e in overridden} == {7}
+    assert suite.protocol({"ensemble": False})["ensemble"] == "off"  # `--protocol ensemble=off` is YAML's False
+    assert suite.protocol({"crash_always": True})["crash_always"] is True  # real booleans stay booleans
     with pytest.raises(SelectionError, match="unknown protocol parameter 'max_step'"):
         suite.episodes(Selection(protocol_overrides={"max_step": 7}))
     with pytest.raises(SelectionError, match="no task of toy matches"):

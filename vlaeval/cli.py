@@ -157,11 +157,14 @@ def _print_summary(run_dir: Any) -> None:
     """The report's summary table for this run directory, and how to get the full report."""
     from vlaeval.reports.report import build_report, sections
 
-    summary = sections(build_report([run_dir]))[0]
-    table = Table(*summary.table.columns, title=f"{run_dir} (all episodes stored there)")
-    for row in summary.table.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    parts = sections(build_report([run_dir]))
+    shown = [parts[0]] + [p for p in parts if p.title == "Benchmark scores"]  # a dataset suite's own metrics
+    for part in shown:
+        title = f"{run_dir} (all episodes stored there)" if part is parts[0] else part.title
+        table = Table(*part.table.columns, title=title)
+        for row in part.table.itertuples(index=False):
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
     console.print(f"full report: vlaeval report {run_dir} --format html --out {run_dir}/report.html", highlight=False)
 
 

@@ -56,6 +56,8 @@ class Suite:
                     f"unknown protocol parameter {key!r} for {self.spec.name} "
                     f"(known: {', '.join(sorted(protocol))})"
                 )
+            if isinstance(protocol[key], str) and isinstance(value, bool):
+                value = "on" if value else "off"  # YAML reads `md5=off` / `judge: off` as a boolean
             protocol[key] = value
         return protocol
 

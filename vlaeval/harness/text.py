@@ -71,3 +71,8 @@ class DatasetSuite(Suite):
     def corpus_metrics(self, episodes: list[dict[str, Any]]) -> dict[str, float]:
         """Metrics over all stored episodes of a run (e.g. CIDEr); none by default."""
         return {}
+
+    def headline(self) -> tuple[str, str] | None:
+        """``(leaderboard column, corpus metric)`` of the number papers report for this suite
+        (e.g. ``("mme-p", "perception")``); ``None`` leaves the success rate as its cell."""
+        return None

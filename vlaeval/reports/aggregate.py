@@ -57,7 +57,7 @@ def model_labels(episodes: pd.DataFrame) -> dict[str, str]:
     """Display name per model fingerprint (name, plus a short fingerprint when names clash)."""
     names = episodes.groupby("model_fingerprint", sort=True)["model"].first()
     clashes = names[names.duplicated(keep=False)].index
-    return {fp: f"{name} [{fp[:8]}]" if fp in clashes else name for fp, name in names.items()}
+    return {fp: f"{name} [{stable_hash(fp)[:8]}]" if fp in clashes else name for fp, name in names.items()}
 
 
 def summarize(episodes: pd.DataFrame, families: Families | None = None) -> pd.DataFrame:

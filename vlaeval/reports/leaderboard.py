@@ -1,9 +1,11 @@
 """``vlaeval leaderboard``: one row per model, one column per suite, group and average.
 
-Runs are grouped by model fingerprint. A cell is the report's success mean across seeds
-± its SE across seeds. ``overall`` is the unweighted mean of the suite columns (the
-report's overall row for runs); rows are ranked by it, and reported rows that lack a
-suite column have no overall and come last.
+Runs are grouped by model fingerprint. A robot suite's cell is the report's success mean
+across seeds ± its SE across seeds. A dataset suite with a headline metric (MMStar's
+Overall, MME's perception score, ...) shows that metric instead, under the benchmark's
+column name in published tables (``mme-p``, ``mmmu-val``), and stays out of ``overall``.
+``overall`` is the unweighted mean of the robot suite columns (the report's overall row
+for runs); rows are ranked by it, and rows without one come last, unranked.
 Published rows (``--reference published``) are reported numbers with citations, shown
 only where they fill at least one of the measured columns.
 """
@@ -20,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from vlaeval.reports import tables
-from vlaeval.reports.aggregate import summarize
+from vlaeval.reports.aggregate import SUMMARY_COLUMNS, model_labels, summarize
+from vlaeval.reports.benchmark import benchmark_scores, headline_scores
 from vlaeval.reports.families import Families, load_families
 from vlaeval.reports.load import read_runs
 from vlaeval.reports.published import Published, load_published
@@ -28,8 +31,9 @@ from vlaeval.reports.repro import repro_table
 from vlaeval.reports.tables import Section
 
 FORMATS = ("md", "latex", "html", "csv", "json")
-NOTE = ("success % (mean across seeds ± SE across seeds). overall = unweighted mean of the suite columns "
-        "(± SE across seeds for runs). "
+NOTE = ("success % (mean across seeds ± SE across seeds). overall = unweighted mean of the robot suite columns "
+        "(± SE across seeds for runs). Multimodal benchmark columns show the benchmark's own headline metric "
+        "(accuracy %, MME-P and OCRBench scores, CIDEr) and are not part of overall. "
         "Rows marked 'reported' are published numbers (± as printed), not vlaeval runs; † = derived here "
         "as the unweighted mean of reported cells.")
 
@@ -50,11 +54,16 @@ def build_leaderboard(run_dirs: Iterable[str | Path], reference: str | None = No
                       families: Families | None = None) -> Leaderboard:
     families = families or load_families()
     loaded = read_runs(run_dirs, families)
-    summary = summarize(loaded.episodes, families)
+    labels = model_labels(loaded.episodes)
+    headlines = headline_scores(benchmark_scores(loaded.episodes))
+    headlines["model"] = headlines["model_fingerprint"].map(labels)
+    robot = loaded.episodes[~loaded.episodes["suite"].isin(set(headlines["suite"]))]
+    summary = summarize(robot, families) if not robot.empty else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    summary["model"] = summary["model_fingerprint"].map(labels)
     published = load_published() if reference == "published" else None
     if reference not in (None, "published"):
         raise ValueError(f"unknown reference {reference!r} (choose: published)")
-    return leaderboard(summary, families, published, loaded.runs, _run_dirs(loaded.episodes))
+    return leaderboard(summary, families, published, loaded.runs, _run_dirs(loaded.episodes), headlines)
 
 
 def _run_dirs(episodes: pd.DataFrame) -> dict[str, str]:
@@ -62,10 +71,18 @@ def _run_dirs(episodes: pd.DataFrame) -> dict[str, str]:
 
 
 def leaderboard(summary: pd.DataFrame, families: Families, published: Published | None = None,
-                runs: list[dict[str, Any]] | None = None, sources: dict[str, str] | None = None) -> Leaderboard:
-    cells = _measured_cells(summary, families, sources or {})
+                runs: list[dict[str, Any]] | None = None, sources: dict[str, str] | None = None,
+                headlines: pd.DataFrame | None = None) -> Leaderboard:
+    sources = sources or {}
+    cells = _measured_cells(summary, families, sources)
     suite_columns = families.suite_order(summary.loc[summary["level"] == "suite", "suite"])
-    columns = _column_order(cells["column"].unique(), suite_columns, families)
+    benchmark_columns: list[str] = []
+    if headlines is not None and not headlines.empty:
+        cells = pd.concat([cells, _headline_cells(headlines, sources)], ignore_index=True)
+        order = families.suite_order(headlines["suite"])
+        column_of = dict(zip(headlines["suite"], headlines["column"]))
+        benchmark_columns = list(dict.fromkeys(column_of[suite] for suite in order))
+    columns = _column_order(cells["column"].unique(), suite_columns, families, benchmark_columns)
     citations: dict[str, str] = {}
     if published is not None:
         reported = _reported_cells(published, set(columns))
@@ -96,6 +113,14 @@ def _measured_cells(summary: pd.DataFrame, families: Families, sources: dict[str
 _CELL_COLUMNS = ["row", "model", "kind", "source", "column", "value", "se", "n_seeds", "derived"]
 
 
+def _headline_cells(headlines: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
+    """Benchmark headline metrics as cells; like published numbers, stored as fractions of 100."""
+    records = [{"row": f"run:{h.model_fingerprint}", "model": h.model, "kind": "measured",
+                "source": sources.get(h.model_fingerprint, ""), "column": h.column, "value": h.mean / 100,
+                "se": h.se / 100, "n_seeds": h.n_seeds, "derived": False} for h in headlines.itertuples()]
+    return pd.DataFrame.from_records(records, columns=_CELL_COLUMNS)
+
+
 def _reported_cells(published: Published, columns: set[str]) -> pd.DataFrame:
     records = [
         {"row": f"ref:{i}", "model": r.model, "kind": "reported", "source": r.source, "column": column,
@@ -107,10 +132,12 @@ def _reported_cells(published: Published, columns: set[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=_CELL_COLUMNS)
 
 
-def _column_order(present: Iterable[str], suites: list[str], families: Families) -> list[str]:
+def _column_order(present: Iterable[str], suites: list[str], families: Families,
+                  benchmarks: list[str] = ()) -> list[str]:
+    """Robot suites (each followed by its groups), benchmark columns, then the cross-suite aggregates."""
     present = set(present)
     ordered = [c for s in suites for c in [s] + sorted(p for p in present if p.startswith(f"{s}/"))]
-    return ordered + [a.name for a in families.aggregates if a.name in present]
+    return ordered + list(benchmarks) + [a.name for a in families.aggregates if a.name in present]
 
 
 def _rank(cells: pd.DataFrame, suite_columns: list[str]) -> pd.DataFrame:

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from vlaeval.reports import tables
-from vlaeval.reports.aggregate import metric_table, summarize
+from vlaeval.reports.aggregate import metric_table, model_labels, summarize
+from vlaeval.reports.benchmark import benchmark_scores, headline_of
 from vlaeval.reports.families import Families, load_families
 from vlaeval.reports.load import read_runs
 from vlaeval.reports.repro import protocol_table, repro_dict, repro_table
@@ -32,6 +33,8 @@ class Report:
     metrics: pd.DataFrame
     episodes: pd.DataFrame
     runs: list[dict[str, Any]]
+    benchmarks: pd.DataFrame | None = None
+    """Dataset suites' corpus metrics per model (see :mod:`vlaeval.reports.benchmark`)."""
 
     @property
     def multi_model(self) -> bool:
@@ -41,8 +44,10 @@ class Report:
 def build_report(run_dirs: Iterable[str | Path], families: Families | None = None) -> Report:
     families = families or load_families()
     loaded = read_runs(run_dirs, families)
+    benchmarks = benchmark_scores(loaded.episodes)
+    benchmarks["model"] = benchmarks["model_fingerprint"].map(model_labels(loaded.episodes))
     return Report(summarize(loaded.episodes, families), metric_table(loaded.episodes), loaded.episodes,
-                  loaded.runs)
+                  loaded.runs, benchmarks)
 
 
 def display_cells(summary: pd.DataFrame, task_level: bool, with_model: bool) -> pd.DataFrame:
@@ -78,12 +83,31 @@ def display_metrics(metrics: pd.DataFrame, with_model: bool) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+BENCHMARK_NOTE = ("The benchmarks' own metrics, computed from the stored answers as the suite scores them "
+                  "(mean across seeds ± SE across seeds); ★ marks the headline number papers report. "
+                  "For these suites 'success' above is the share of items scored at least 0.5.")
+
+
+def display_benchmarks(scores: pd.DataFrame, with_model: bool) -> pd.DataFrame:
+    out = pd.DataFrame(index=scores.index)
+    if with_model:
+        out["model"] = scores["model"]
+    out["suite"] = scores["suite"]
+    out["metric"] = [m + (" ★" if (headline_of(s) or ("", ""))[1] == m else "")
+                     for s, m in zip(scores["suite"], scores["metric"])]
+    out["value (± SE)"] = [tables.number_pm(m, s, digits=2) for m, s in zip(scores["mean"], scores["se"])]
+    out["seeds"] = scores["n_seeds"].astype(int)
+    return out.reset_index(drop=True)
+
+
 def sections(report: Report) -> list[Section]:
     multi = report.multi_model
     parts = [
         Section("Summary", display_cells(report.summary, task_level=False, with_model=multi), DEFINITIONS),
-        Section("Per task", display_cells(report.summary, task_level=True, with_model=multi)),
     ]
+    if report.benchmarks is not None and not report.benchmarks.empty:
+        parts.append(Section("Benchmark scores", display_benchmarks(report.benchmarks, multi), BENCHMARK_NOTE))
+    parts.append(Section("Per task", display_cells(report.summary, task_level=True, with_model=multi)))
     if not report.metrics.empty:
         parts.append(Section("Metrics", display_metrics(report.metrics, multi),
                              "Numeric per-episode metrics of valid episodes: mean ± seeded bootstrap SE."))
@@ -118,6 +142,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "definitions": DEFINITIONS,
         "summary": _records(report.summary),
         "metrics": _records(report.metrics),
+        "benchmarks": _records(report.benchmarks) if report.benchmarks is not None else [],
         "reproducibility": repro_dict(report.runs),
     }
 

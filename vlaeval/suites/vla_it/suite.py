@@ -222,6 +222,10 @@ class VlaItSuite(DatasetSuite):
                              metrics=metrics, outputs=outputs)
 
     # -- corpus -----------------------------------------------------------------------------
+    def headline(self) -> tuple[str, str] | None:
+        """CIDEr of a single-kind suite (the umbrella mixes kinds: its cell stays the success rate)."""
+        return None if self.umbrella else (self.spec.name, "CIDEr")
+
     def corpus_metrics(self, episodes: list[dict[str, Any]]) -> dict[str, float]:
         """Per task kind (and per subset when there are several): coco metrics + per-item means."""
         rows = [e for e in episodes if e.get("suite", self.spec.name) == self.spec.name]

@@ -28,13 +28,16 @@ class Benchmark:
     description: str = ""
     primary: str = "Overall"
     """The corpus metric that the papers report."""
+    column: str = ""
+    """Leaderboard column (the benchmark's name in published tables); default: the suite name."""
 
 
 BENCHMARKS: dict[str, Benchmark] = {
     b.suite: b
     for b in [
         Benchmark("mmmu", "MMMU_DEV_VAL", "mcq", f"{BASE}/VLMEval/MMMU_DEV_VAL.tsv", "585e8ad75e73f75dcad265dfd0417d64",
-                  description="MMMU dev+val (papers report the validation split)", primary="Overall_validation"),
+                  description="MMMU dev+val (papers report the validation split)", primary="Overall_validation",
+                  column="mmmu-val"),
         Benchmark("mmstar", "MMStar", "mcq", f"{BASE}/VLMEval/MMStar.tsv", "e1ecd2140806c1b1bbf54b43372efb9e",
                   description="MMStar multiple choice"),
         Benchmark("ai2d", "AI2D_TEST", "mcq", f"{BASE}/VLMEval/AI2D_TEST.tsv", "0f593e0d1c7df9a3d69bf1f947e71975",
@@ -45,9 +48,10 @@ BENCHMARKS: dict[str, Benchmark] = {
                   "e42e9e00f9c59a80d8a5db35bc32b71f", description="ScienceQA (image questions), test split"),
         Benchmark("mmbench", "MMBench_DEV_EN_V11", "mcq", f"{BASE}/benchmarks/MMBench/MMBench_DEV_EN_V11.tsv",
                   "30c05be8f2f347a50be25aa067248184", circular=True,
-                  description="MMBench dev-en v1.1, circular evaluation"),
+                  description="MMBench dev-en v1.1, circular evaluation", column="mmbench-dev-en-v1.1"),
         Benchmark("mme", "MME", "yorn", f"{BASE}/VLMEval/MME.tsv", "b36b43c3f09801f5d368627fb92187c3",
-                  description="MME yes/no; perception and reasoning scores (acc + acc+)", primary="perception"),
+                  description="MME yes/no; perception and reasoning scores (acc + acc+)", primary="perception",
+                  column="mme-p"),
         Benchmark("hallusionbench", "HallusionBench", "yorn", f"{BASE}/VLMEval/HallusionBench.tsv",
                   "0c23ac0dc9ef46832d7a24504f2a0c7c", description="HallusionBench yes/no; aAcc, fAcc, qAcc",
                   primary="aAcc"),
@@ -65,6 +69,6 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("infovqa", "InfoVQA_VAL", "vqa", f"{BASE}/VLMEval/InfoVQA_VAL.tsv",
                   "2342e9c225222f0ef4dec545ebb126fe", vqa_metric="anls", description="InfographicVQA val; ANLS"),
         Benchmark("mmvet", "MMVet", "mmvet", f"{BASE}/VLMEval/MMVet.tsv", "748aa6d4aa9d4de798306a63718455e3",
-                  description="MM-Vet; graded by an LLM judge (needs --protocol judge=...)"),
+                  description="MM-Vet; graded by an LLM judge (needs --protocol judge=...)", column="mm-vet"),
     ]
 }

@@ -302,6 +302,9 @@ class VLMEvalSuite(DatasetSuite):
         return {"judged": 1, "score": 0.0, "judge_failed": 1}  # VLMEvalKit's rule after 5 unusable grades
 
     # -- corpus ----------------------------------------------------------------------------
+    def headline(self) -> tuple[str, str]:
+        return self.bench.column or self.bench.suite, self.bench.primary
+
     def corpus_metrics(self, episodes: list[dict[str, Any]]) -> dict[str, float]:
         rows = [e for e in episodes if e.get("suite", self.spec.name) == self.spec.name]
         done = [e for e in rows if e.get("status") != "error"]
