@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,11 +36,7 @@ def vlaeval(*args: str) -> None:
 
 
 def success_rate(run_dir: Path) -> tuple[int, int]:
-    store = RunStore(run_dir)
-    try:
-        rows = store.episodes()
-    finally:
-        store.close()
+    rows = read_episodes(run_dir)
     return sum(r["success"] for r in rows), len(rows)
 
 

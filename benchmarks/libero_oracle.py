@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 from vlaeval.suites.libero import catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +77,7 @@ def oracle_reasons(out: Path) -> dict[tuple[str, int], str]:
 
 def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     bench = SUITES[suite]
-    episodes: list[dict[str, Any]] = []
-    if (out / "results.sqlite").exists():
-        store = RunStore(out)
-        try:
-            episodes = store.episodes()
-        finally:
-            store.close()
+    episodes = read_episodes(out)
     reasons = oracle_reasons(out)
     by_task: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for ep in episodes:

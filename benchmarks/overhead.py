@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from vlaeval.harness.envs import backend_python
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 
 RAW_SCRIPT = r"""
 import json, os, sys, time
@@ -65,9 +65,7 @@ def harness_step_s(steps: int, size: int, workdir: Path, round_index: int) -> tu
          "--protocol", f"max_steps={steps}", "--protocol", f"camera_size={size}"],
         check=True, capture_output=True,
     )
-    store = RunStore(out)
-    [episode] = store.episodes()
-    store.close()
+    [episode] = read_episodes(out)
     timing = episode["timing"]
     return timing["loop_s"] / episode["steps"], timing["loop_s"] / timing["sim_s"]
 

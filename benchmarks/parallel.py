@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 
 
 def timed_run(out: Path, workers: int, args: argparse.Namespace) -> dict[str, float]:
@@ -39,11 +39,7 @@ def timed_run(out: Path, workers: int, args: argparse.Namespace) -> dict[str, fl
     wall = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"workers={workers} failed:\n{done.stderr[-3000:]}")
-    store = RunStore(out)
-    try:
-        episodes = store.episodes()
-    finally:
-        store.close()
+    episodes = read_episodes(out)
     n = len(episodes)
     return {
         "workers": workers, "episodes": n, "wall_s": round(wall, 1),

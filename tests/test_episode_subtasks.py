@@ -60,14 +60,10 @@ def test_without_the_flag_nothing_changes(protocol):
 def test_the_flag_crosses_the_wire_to_a_sim_worker(tmp_path):
     from vlaeval.harness.config import load_config
     from vlaeval.harness.run import run_evaluation
-    from vlaeval.harness.store import RunStore
+    from vlaeval.harness.store import read_episodes
 
     config = load_config(None, {"suite": "toy", "model": "toy-terminating", "out": str(tmp_path / "run"),
                                 "episodes_per_task": 1, "protocol": {"subtasks": 2}})
     summary = run_evaluation(config)  # the policy serves from the driver, the loop runs in a worker
     assert summary.counts == {"success": 3}
-    store = RunStore(tmp_path / "run")
-    try:
-        assert all(e["steps"] > 5 for e in store.episodes())  # both subtasks were walked
-    finally:
-        store.close()
+    assert all(e["steps"] > 5 for e in read_episodes(tmp_path / "run"))  # both subtasks were walked

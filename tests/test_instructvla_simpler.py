@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from vlaeval.harness.envs import BackendEnvMissing, backend_python  # noqa: E402
-from vlaeval.harness.store import RunStore  # noqa: E402
+from vlaeval.harness.store import read_episodes  # noqa: E402
 from tiny_instructvla import tiny_checkpoint  # noqa: E402
 
 try:
@@ -34,9 +34,7 @@ def test_simpler_instruct_runs_a_checkpoint_end_to_end(tmp_path):
            "--limit", "1", "--protocol", "max_steps=3", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    store = RunStore(out)
-    [episode] = store.episodes()
-    store.close()
+    [episode] = read_episodes(out)
     assert episode["status"] in ("success", "failure"), episode["error"]
     assert episode["steps"] == 3
     assert episode["metrics"]["assets"] in ("approximate", "complete")

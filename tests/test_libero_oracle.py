@@ -24,7 +24,7 @@ import pytest
 from vlaeval.adapters.oracle import OraclePolicy, OracleUnavailable
 from vlaeval.harness.envs import BackendEnvMissing, backend_python
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 from vlaeval.suites.libero import oracle as libero_oracle
 
 try:
@@ -57,11 +57,7 @@ def vlaeval_run(out: Path, *extra: str, timeout: float = 300) -> subprocess.Comp
 
 
 def stored(out: Path) -> list[dict]:
-    store = RunStore(out)
-    try:
-        return store.episodes()
-    finally:
-        store.close()
+    return read_episodes(out)
 
 
 # -- real LIBERO -----------------------------------------------------------------------

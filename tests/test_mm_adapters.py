@@ -14,7 +14,7 @@ import pytest
 from vlaeval.harness import registry
 from vlaeval.harness.config import load_config
 from vlaeval.harness.run import run_evaluation
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 from vlaeval.harness.text import TextRequest
 from vlaeval.suites.vlmeval.tsv import write_tsv
 
@@ -40,11 +40,7 @@ def write_mmstar(path, n=6):
 
 
 def stored(run_dir):
-    store = RunStore(run_dir)
-    try:
-        return store.episodes()
-    finally:
-        store.close()
+    return read_episodes(run_dir)
 
 
 # -- Hugging Face VLM ------------------------------------------------------------------------------------

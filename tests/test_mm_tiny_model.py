@@ -28,7 +28,7 @@ from tiny_llava import build_tiny_llava  # noqa: E402  (tests/support, on sys.pa
 from vlaeval.harness import registry  # noqa: E402
 from vlaeval.harness.config import load_config  # noqa: E402
 from vlaeval.harness.run import run_evaluation  # noqa: E402
-from vlaeval.harness.store import RunStore  # noqa: E402
+from vlaeval.harness.store import read_episodes  # noqa: E402
 from vlaeval.harness.text import TextRequest  # noqa: E402
 from vlaeval.suites.vlmeval import BENCHMARKS  # noqa: E402
 from vlaeval.suites.vlmeval.tsv import write_tsv  # noqa: E402
@@ -280,11 +280,7 @@ def sbert_spec() -> str:
 
 
 def stored(run_dir: Path) -> list[dict[str, Any]]:
-    store = RunStore(run_dir)
-    try:
-        return store.episodes()
-    finally:
-        store.close()
+    return read_episodes(run_dir)
 
 
 def run_suite(suite: str, model_dir: Path, out: Path, protocol: dict[str, Any]):

@@ -15,7 +15,7 @@ import pytest
 from vlaeval.harness import registry
 from vlaeval.harness.config import load_config
 from vlaeval.harness.run import run_evaluation
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 from vlaeval.harness.suite import Selection, SelectionError
 from vlaeval.harness.text import TextModel, TextRequest
 from vlaeval.suites.vlmeval import BENCHMARKS
@@ -59,11 +59,7 @@ def run(tmp_path, suite, model, out="run", **overrides):
     config = load_config(None, {"suite": suite, "model": "mm-test-image-lookup", "out": str(tmp_path / out),
                                 **overrides})
     summary = run_evaluation(config)
-    store = RunStore(tmp_path / out)
-    try:
-        rows = store.episodes()
-    finally:
-        store.close()
+    rows = read_episodes(tmp_path / out)
     return summary, rows, registry.suites.create(suite).corpus_metrics(rows)
 
 

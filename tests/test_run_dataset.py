@@ -7,7 +7,7 @@ import pytest
 from vlaeval.harness.config import load_config
 from vlaeval.harness.model_source import ModelError
 from vlaeval.harness.run import run_evaluation
-from vlaeval.harness.store import RunStore
+from vlaeval.harness.store import read_episodes
 
 
 def run(tmp_path, **overrides):
@@ -17,11 +17,7 @@ def run(tmp_path, **overrides):
 
 
 def episodes(tmp_path):
-    store = RunStore(tmp_path / "run")
-    try:
-        return store.episodes()
-    finally:
-        store.close()
+    return read_episodes(tmp_path / "run")
 
 
 def test_samples_are_answered_scored_stored_and_resumed(tmp_path):

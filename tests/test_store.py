@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
-from vlaeval.harness.store import RunStore, export_runs
+from vlaeval.harness.store import RunStore, export_runs, read_episodes
 
 
 def _episode(i: int) -> EpisodeSpec:
@@ -75,3 +75,13 @@ def test_a_database_from_another_schema_is_refused_with_one_line(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="uses results schema 0, this vlaeval reads schema 1"):
         RunStore(tmp_path)
+
+
+def test_read_episodes_of_a_missing_or_filled_run_directory(tmp_path):
+    assert read_episodes(tmp_path / "nothing here") == []
+    with RunStore(tmp_path / "run") as store:
+        run_id = store.start_run({}, {})
+    assert read_episodes(tmp_path / "run") == []
+    with pytest.raises(Exception):
+        store.episodes()  # the context manager closed it
+    assert run_id

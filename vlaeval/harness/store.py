@@ -170,6 +170,20 @@ class RunStore:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_episodes(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every stored episode of a run directory (none when it holds no store yet)."""
+    if not (Path(run_dir) / DB_NAME).is_file():
+        return []
+    with RunStore(run_dir) as store:
+        return store.episodes()
+
 
 def _decode_episode(row: sqlite3.Row) -> dict[str, Any]:
     data = dict(row)
