@@ -69,8 +69,12 @@ def main() -> None:
     dataset = work / f"{args.suite.replace('-', '_')}_no_noops"  # the statistics key the adapter looks up
     started = time.monotonic()
     common = ["--suite", args.suite, "--tasks", args.task, "--workers", str(args.workers)]
-    vlaeval("run", *common, "--model", "oracle", "--episodes-per-task", str(args.demos),
-            "--record-demos", str(dataset), "--out", str(work / "oracle"))
+    info = dataset / "meta" / "info.json"
+    if info.exists() and json.loads(info.read_text())["total_episodes"] >= args.demos:
+        print(f"using the {args.demos}+ demonstrations already in {dataset}", flush=True)
+    else:  # (a changed oracle fingerprint would otherwise record every demonstration again)
+        vlaeval("run", *common, "--model", "oracle", "--episodes-per-task", str(args.demos),
+                "--record-demos", str(dataset), "--out", str(work / "oracle"))
     vlaeval("train", "stage1", "--data", str(dataset), "--config", "tiny", "--out", str(work / "train"),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
             "--gripper", "libero", "--log-every", "10")

@@ -1,25 +1,29 @@
-"""Harness overhead on LIBERO: harness step time / raw simulator step time.
+"""Harness overhead: harness step time / raw simulator step time (LIBERO or SimplerEnv).
 
 Measured side by side in one run, alternating (raw, harness) ``--rounds`` times:
 
-* raw: a bare ``OffScreenRenderEnv`` stepped with zero actions in the libero venv
-  (same task, init state, camera size and settle steps as the harness);
+* raw: the bare simulator stepped with zero actions in its own venv, rendering the policy
+  images each step -- LIBERO's ``OffScreenRenderEnv`` (same task, init state, camera size
+  and settle steps as the harness), or our SimplerEnv scene env (``env.step`` + ``env.render``
+  on the same episode as the harness);
 * harness: ``vlaeval run --model zero`` on the same episode through the real path
   (sim worker process, policy server over WebSocket + msgpack, episode loop, store);
   its per-step time is the episode's loop time divided by its steps.
 
-Run with the harness venv: ``.venv/bin/python benchmarks/overhead.py [--steps 100]``.
-Target: ratio <= 1.03.
+Run with the harness venv: ``.venv/bin/python benchmarks/overhead.py [--suite simpler] [--steps 100]``.
+Targets: ratio <= 1.03 (LIBERO), <= 1.05 (SimplerEnv).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from vlaeval.harness.envs import backend_python
@@ -50,19 +54,60 @@ env.close()
 """
 
 
-def raw_step_s(steps: int, size: int) -> float:
-    out = subprocess.run([backend_python("libero"), "-c", RAW_SCRIPT, str(steps), str(size)],
-                         capture_output=True, text=True, check=True)
+SIMPLER_RAW_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from vlaeval.harness.suite import Selection
+from vlaeval.suites.simpler import SimplerSuite
+from vlaeval.suites.simpler.backend import SimplerBackend
+steps, suite, task = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+[episode] = SimplerSuite(suite).episodes(Selection(tasks=[task], episodes_per_task=1,
+                                                   protocol_overrides={"max_steps": steps}))
+backend = SimplerBackend({})
+backend.reset(episode)  # builds the scene and renders the first frame (shader compile), as the harness does
+env, action = backend.env, np.zeros(7)
+t0 = time.monotonic()
+for _ in range(steps):
+    env.step(action)
+    image = env.render()
+print(json.dumps({"step_s": (time.monotonic() - t0) / steps}))
+backend.close()
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    backend: str
+    raw_script: str
+    raw_args: tuple[str, ...]
+    run_args: tuple[str, ...]
+    label: str
+    goal: float
+
+
+def target(suite: str, size: int) -> Target:
+    if suite == "libero":
+        return Target("libero", RAW_SCRIPT, (str(size),),
+                      ("--suite", "libero-spatial", "--tasks", "0", "--protocol", f"camera_size={size}"),
+                      f"LIBERO libero_spatial task 0, {size}px", 1.03)
+    task = "vm/google/pick_coke_can/horizontal/urdf-base"
+    return Target("simpler", SIMPLER_RAW_SCRIPT, ("simpler-google-vm", task),
+                  ("--suite", "simpler-google-vm", "--tasks", task), f"SimplerEnv google VM {task}, 640x512", 1.05)
+
+
+def raw_step_s(t: Target, steps: int) -> float:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([backend_python(t.backend), "-c", t.raw_script, str(steps), *t.raw_args],
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])["step_s"]
 
 
-def harness_step_s(steps: int, size: int, workdir: Path, round_index: int) -> tuple[float, float]:
+def harness_step_s(t: Target, steps: int, workdir: Path, round_index: int) -> tuple[float, float]:
     """(loop seconds per step, loop time / time inside env.step) of one harness episode."""
     out = workdir / f"run{round_index}"
     subprocess.run(
-        [sys.executable, "-m", "vlaeval.cli", "run", "--suite", "libero-spatial", "--model", "zero",
-         "--tasks", "0", "--episodes-per-task", "1", "--out", str(out),
-         "--protocol", f"max_steps={steps}", "--protocol", f"camera_size={size}"],
+        [sys.executable, "-m", "vlaeval.cli", "run", *t.run_args, "--model", "zero", "--episodes-per-task", "1",
+         "--out", str(out), "--protocol", f"max_steps={steps}"],
         check=True, capture_output=True,
     )
     [episode] = read_episodes(out)
@@ -74,21 +119,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100, help="steps per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="alternating raw/harness rounds")
-    parser.add_argument("--camera-size", type=int, default=256)
+    parser.add_argument("--camera-size", type=int, default=256, help="LIBERO camera size")
+    parser.add_argument("--suite", choices=("libero", "simpler"), default="libero")
     args = parser.parse_args()
+    t = target(args.suite, args.camera_size)
     raw, harness, within = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            raw.append(raw_step_s(args.steps, args.camera_size))
-            step_s, loop_over_sim = harness_step_s(args.steps, args.camera_size, Path(tmp), r)
+            raw.append(raw_step_s(t, args.steps))
+            step_s, loop_over_sim = harness_step_s(t, args.steps, Path(tmp), r)
             harness.append(step_s)
             within.append(loop_over_sim)
             print(f"round {r}: raw {raw[-1] * 1e3:.1f} ms/step, harness {harness[-1] * 1e3:.1f} ms/step", flush=True)
     ratio = statistics.median(harness) / statistics.median(raw)
-    print(f"LIBERO libero_spatial task 0, {args.steps} steps, {args.camera_size}px, {args.rounds} rounds")
+    print(f"{t.label}, {args.steps} steps, {args.rounds} rounds")
     print(f"raw step     {statistics.median(raw) * 1e3:8.1f} ms (median)")
     print(f"harness step {statistics.median(harness) * 1e3:8.1f} ms (median)")
-    print(f"overhead ratio harness/raw = {ratio:.3f}  (target <= 1.03)")
+    print(f"overhead ratio harness/raw = {ratio:.3f}  (target <= {t.goal})")
     print(f"within the harness episode: loop time / env.step time = {statistics.median(within):.3f} "
           "(the same ratio, immune to load changes between rounds)")
 
