@@ -131,13 +131,20 @@ def _quiet() -> Any:
 
     from datasets.utils import logging as ds_logging
 
+    # ledataset's own SuppressProgressBars turns the bars back on when it exits; keep them off
+    ledataset_utils = sys.modules.get("ledataset.utils.utils")
+    reenable = getattr(ledataset_utils, "enable_progress_bar", None)
     was_enabled = ds_logging.is_progress_bar_enabled()
     ds_logging.disable_progress_bar()
+    if reenable is not None:
+        ledataset_utils.enable_progress_bar = lambda: None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             yield
     finally:
+        if reenable is not None:
+            ledataset_utils.enable_progress_bar = reenable
         if was_enabled:
             ds_logging.enable_progress_bar()
 
