@@ -443,12 +443,14 @@ def test_suite_end_to_end_with_a_programmed_model(case, runs):
     assert corpus.get("n_error", 0.0) == 0.0
 
 
-def test_textvqa_period_after_a_digit_is_stripped_as_in_vlmevalkit(tmp_path, programmed):
+def test_textvqa_period_after_a_digit_is_kept_as_in_vlmevalkit(tmp_path, programmed):
     write_tsv(vqa_rows("textvqa", [["42"] * 10]), tmp_path / "data" / "TextVQA_VAL.tsv")
     _, rows, corpus = run_suite("textvqa", programmed(PERIOD_ANSWER), tmp_path / "run",
                                 {"data_dir": str(tmp_path / "data"), "md5": "off"})
     assert [r["outputs"]["answer"] for r in rows] == ["42."]
-    assert corpus["Overall"] == 100.0  # VLMEvalKit strips the period after a digit too
+    # VLMEvalKit @ e8e78f05 keeps a period after a digit ("(?<!\d)\.(?!\d)"), so "42." misses "42" there too;
+    # tests/test_mm_vlmeval_agreement.py fuzzes this rule against the installed VLMEvalKit
+    assert corpus["Overall"] == 0.0
 
 
 def test_mmvet_offline_leaves_every_item_unjudged(runs):

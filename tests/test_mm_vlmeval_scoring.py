@@ -65,7 +65,7 @@ def test_process_punctuation_rules():
     assert scoring.process_punctuation("a-b") == "a b"  # no space around: replaced by a space
     assert scoring.process_punctuation("1,000 cars") == "1000 cars"  # a digit comma anywhere: all deleted
     assert scoring.process_punctuation("end.") == "end" and scoring.process_punctuation("3.5") == "3.5"
-    assert scoring.process_punctuation("it is 2.") == "it is 2"  # after a digit too, as upstream's regex does
+    assert scoring.process_punctuation("it is 2.") == "it is 2."  # after a digit it stays, as in VLMEvalKit
     assert scoring.process_punctuation("." * 40) == "." * 8  # VLMEvalKit removes at most 32 periods
 
 

@@ -108,9 +108,10 @@ def mcq_judge_prompt(question: str, choices: Mapping[str, str], prediction: str)
 
 _PUNCT = [";", r"/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
 _COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(,)(\d)")
-# VLMEvalKit (and the VQA challenge code) write "(?!<=\d)(\.)(?!\d)": "(?!<=" is a negative *lookahead*
-# for the text "<=", always true before a period, so every period not followed by a digit goes ("42." -> "42").
-_LONE_PERIOD = re.compile(r"\.(?!\d)")
+# As VLMEvalKit @ e8e78f05 (vlmeval/smp/misc.py): a period goes unless a digit stands on either side, so
+# "42." keeps its period. (The original VQA challenge code wrote "(?!<=\d)", a lookahead in disguise that
+# strips it; VLMEvalKit's lookbehind does not, and agreement with VLMEvalKit is what we test.)
+_LONE_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")
 
 
 def process_punctuation(text: str) -> str:
