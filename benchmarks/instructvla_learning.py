@@ -8,7 +8,8 @@
 Every step is the product's own command line, so this also proves the pipeline
 demos -> LeRobot dataset -> training -> checkpoint -> evaluation. Run with the harness venv:
 
-    .venv/bin/python benchmarks/instructvla_learning.py --task 0 --demos 20 --steps 2000
+    .venv/bin/python benchmarks/instructvla_learning.py --inputs images
+    .venv/bin/python benchmarks/instructvla_learning.py --inputs state     # + the 8-d robot state
 
 The trained checkpoint is evaluated on init states it was trained on (in-distribution) and on
 held-out init states (``--held-out``, never demonstrated); ``random`` on the held-out ones.
@@ -54,10 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="libero-spatial")
     parser.add_argument("--task", default="0", help="task index or name pattern")
-    parser.add_argument("--demos", type=int, default=10, help="oracle episodes (init states 0..N-1)")
-    parser.add_argument("--steps", type=int, default=400, help="training iterations")
+    parser.add_argument("--demos", type=int, default=20, help="oracle episodes (init states 0..N-1)")
+    parser.add_argument("--steps", type=int, default=3000, help="training iterations")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--inputs", choices=tuple(VARIANTS), default="images",
+                        help="what the action expert is conditioned on (one trained model per choice)")
     parser.add_argument("--seen", default="0-4", help="init states (demonstrated) the trained model is also tested on")
     parser.add_argument("--held-out", default="40-49", help="init states never demonstrated: trained and random")
     parser.add_argument("--workers", type=int, default=2)
@@ -67,7 +70,6 @@ def main() -> None:
 
     work = args.work
     dataset = work / f"{args.suite.replace('-', '_')}_no_noops"  # the statistics key the adapter looks up
-    started = time.monotonic()
     common = ["--suite", args.suite, "--tasks", args.task, "--workers", str(args.workers)]
     info = dataset / "meta" / "info.json"
     if info.exists() and json.loads(info.read_text())["total_episodes"] >= args.demos:
@@ -75,49 +77,57 @@ def main() -> None:
     else:  # (a changed oracle fingerprint would otherwise record every demonstration again)
         vlaeval("run", *common, "--model", "oracle", "--episodes-per-task", str(args.demos),
                 "--record-demos", str(dataset), "--out", str(work / "oracle"))
-    vlaeval("train", "stage1", "--data", str(dataset), "--config", "tiny", "--out", str(work / "train"),
+    train = work / f"train_{args.inputs}"
+    vlaeval("train", "stage1", "--data", str(dataset), "--config", "tiny", "--out", str(train),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--gripper", "libero", "--log-every", "10")
-    checkpoint = work / "train" / "checkpoints" / (work / "train" / "checkpoints" / "latest").read_text().strip()
-    vlaeval("run", *common, "--model", str(checkpoint), "--episodes", args.seen, "--out", str(work / "eval_seen"))
-    vlaeval("run", *common, "--model", str(checkpoint), "--episodes", args.held_out,
-            "--out", str(work / "eval_held_out"))
+            "--gripper", "libero", "--log-every", "10", *VARIANTS[args.inputs])
+    checkpoint = train / "checkpoints" / (train / "checkpoints" / "latest").read_text().strip()
+    for name, states in (("seen", args.seen), ("held_out", args.held_out)):
+        vlaeval("run", *common, "--model", str(checkpoint), "--episodes", states,
+                "--out", str(work / f"eval_{name}_{args.inputs}"))
     vlaeval("run", *common, "--model", "random", "--episodes", args.held_out, "--out", str(work / "eval_random"))
+    write_report(args)
 
-    oracle = success_rate(work / "oracle")
-    seen = success_rate(work / "eval_seen")
-    held_out = success_rate(work / "eval_held_out")
-    rand = success_rate(work / "eval_random")
-    curve = loss_curve(work / "train" / "metrics.jsonl")
-    size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
+
+VARIANTS = {"images": ("--no-use-state",), "state": ("--use-state",)}
+LABELS = {"images": "camera images", "state": "camera images + 8-d robot state"}
+
+
+def rate(result: tuple[int, int]) -> str:
+    return f"{result[0]}/{result[1]} ({result[0] / max(result[1], 1):.0%})"
+
+
+def write_report(args: argparse.Namespace) -> None:
+    """One table over every trained variant found in the work folder, and each one's loss curve."""
+    work = args.work
+    variants = [v for v in VARIANTS if (work / f"train_{v}" / "metrics.jsonl").exists()]
     lines = [
         "# InstructVLA (tiny preset) learning check on CPU",
         "",
-        f"Produced by `benchmarks/instructvla_learning.py` in {(time.monotonic() - started) / 60:.0f} min on a",
-        "shared 2-core CPU machine. Suite `" + args.suite + f"`, task `{args.task}`.",
+        f"Produced by `benchmarks/instructvla_learning.py` on {time.strftime('%Y-%m-%d')} (shared 2-core CPU machine).",
+        f"Suite `{args.suite}`, task `{args.task}`: {args.demos} scripted-oracle demonstrations (init states "
+        f"0-{args.demos - 1}) recorded with `vlaeval run --record-demos` as a LeRobot dataset, the `tiny` preset "
+        f"trained from scratch with `vlaeval train stage1` ({args.steps} steps, batch {args.batch_size}, lr {args.lr}), "
+        "then evaluated through the harness like any checkpoint.",
         "",
-        "| model | episodes | successes | success rate |",
-        "|---|---:|---:|---:|",
-        f"| oracle (demonstrations, init states 0..{args.demos - 1}) | {oracle[1]} | {oracle[0]} | "
-        f"{oracle[0] / max(oracle[1], 1):.0%} |",
-        f"| tiny InstructVLA, stage 1, {args.steps} steps, demonstrated init states {args.seen} | {seen[1]} | "
-        f"{seen[0]} | {seen[0] / max(seen[1], 1):.0%} |",
-        f"| tiny InstructVLA, stage 1, {args.steps} steps, held-out init states {args.held_out} | {held_out[1]} | "
-        f"{held_out[0]} | {held_out[0] / max(held_out[1], 1):.0%} |",
-        f"| random, held-out init states {args.held_out} | {rand[1]} | {rand[0]} | {rand[0] / max(rand[1], 1):.0%} |",
-        "",
-        f"Checkpoint: {size_mb:.1f} MB.",
-        "",
-        "## Training loss (flow matching)",
-        "",
-        "| step | loss |",
-        "|---:|---:|",
-        *[f"| {step} | {loss:.4f} |" for step, loss in curve],
+        f"| model | conditioned on | demonstrated init states {args.seen} | held-out init states {args.held_out} |",
+        "|---|---|---:|---:|",
+        f"| oracle (the demonstrations) | privileged state | {rate(success_rate(work / 'oracle'))} | |",
     ]
-    if len(curve) >= 2:
-        first = statistics.mean(loss for _, loss in curve[:2])
-        last = statistics.mean(loss for _, loss in curve[-2:])
-        lines += ["", f"Loss fell from {first:.4f} to {last:.4f} ({last / first:.0%} of the start)."]
+    for v in variants:
+        lines.append(f"| tiny InstructVLA | {LABELS[v]} | {rate(success_rate(work / f'eval_seen_{v}'))} | "
+                     f"{rate(success_rate(work / f'eval_held_out_{v}'))} |")
+    lines.append(f"| random | | | {rate(success_rate(work / 'eval_random'))} |")
+    for v in variants:
+        curve = loss_curve(work / f"train_{v}" / "metrics.jsonl")
+        checkpoint = work / f"train_{v}" / "checkpoints"
+        size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
+        lines += ["", f"## Training loss, {LABELS[v]} (flow matching + LM, {size_mb:.1f} MB of checkpoints)", "",
+                  "| step | loss |", "|---:|---:|", *[f"| {step} | {loss:.4f} |" for step, loss in curve]]
+        if len(curve) >= 2:
+            first = statistics.mean(loss for _, loss in curve[:2])
+            last = statistics.mean(loss for _, loss in curve[-2:])
+            lines += ["", f"Loss fell from {first:.4f} to {last:.4f} ({last / first:.0%} of the start)."]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.report}")

@@ -37,6 +37,8 @@ def _common(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--logger", default="auto", show_default=True, type=click.Choice(["auto", "jsonl", "tensorboard", "wandb"])),
         click.option("--chunk-size", type=int, help="Override the preset's action chunk length."),
         click.option("--num-images", type=int, help="Override the preset's images per step."),
+        click.option("--use-state/--no-use-state", default=None,
+                     help="Condition the action expert on the 8-d robot state (the preset's choice if omitted)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -46,8 +48,8 @@ def _common(function: Callable[..., Any]) -> Callable[..., Any]:
 def _run(stage: str, **kwargs: Any) -> None:
     from vlaeval.models.instructvla.train import TrainArgs, train
 
-    overrides = {k: kwargs.pop(k) for k in ("chunk_size", "num_images") if kwargs.get(k) is not None}
-    for key in ("chunk_size", "num_images"):
+    overrides = {k: kwargs.pop(k) for k in ("chunk_size", "num_images", "use_state") if kwargs.get(k) is not None}
+    for key in ("chunk_size", "num_images", "use_state"):
         kwargs.pop(key, None)
     last = train(TrainArgs(stage=stage, overrides=overrides, **kwargs))
     click.echo(f"checkpoint: {last}")
