@@ -109,12 +109,13 @@ def test_cli_group(data: dict[str, Path], tmp_path: Path) -> None:
     result = runner.invoke(
         train_group,
         ["stage1", "--data", str(data["v3"]), "--config", "tiny", "--out", str(out), "--steps", "2", "--batch-size", "2",
-         "--gripper", "libero", "--chunk-size", "4", "--num-images", "1", "--logger", "jsonl"],
+         "--gripper", "libero", "--chunk-size", "4", "--num-images", "1", "--use-state", "--logger", "jsonl"],
     )
     assert result.exit_code == 0, result.output
     assert "checkpoint:" in result.output
     model, _ = load_checkpoint(out / "checkpoints" / "step-000002")
     assert model.cfg.chunk_size == 4 and model.cfg.num_images == 1 and "v3" in model.norm_stats
+    assert model.cfg.use_state and "proprio" in model.norm_stats["v3"]  # state statistics travel with it
     help_text = runner.invoke(train_group, ["stage2", "--help"]).output
     assert "--annotations" in help_text and "--init" in help_text
 
