@@ -198,3 +198,17 @@ def test_openai_chat_runs_a_suite_with_exact_scores(tmp_path, monkeypatch):
     assert corpus["Overall"] == pytest.approx(400 / 6) and corpus["n_unjudged"] == 0
     assert all(r["outputs"]["method"] == "rule" for r in rows)  # "The answer is blue" -> option text "blue"
     assert rows[0]["model_fingerprint"].startswith(f"openai-chat:{server.url}|vlm-1|t=0.0")
+
+
+def test_hf_vlm_missing_model_is_one_clear_line(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from vlaeval.adapters.hf_vlm import HFVisionLanguageModel
+
+    with pytest.raises(FileNotFoundError, match=r"^hf-vlm: no Hugging Face model at .*nowhere \(expected"):
+        HFVisionLanguageModel(model=str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError, match="not in the local Hugging Face cache and runs do not download"):
+        HFVisionLanguageModel(model="someone/some-vlm")

@@ -71,6 +71,23 @@ def _weights_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_source(model: str, local_files_only: bool) -> None:
+    """A missing directory or an uncached hub id is one clear line, not a hub-validation error."""
+    path = Path(model).expanduser()
+    looks_like_path = model.startswith((".", "/", "~")) or path.exists() or model.count("/") > 1
+    if looks_like_path:
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"hf-vlm: no Hugging Face model at {model} (expected a directory with config.json)")
+        return
+    if local_files_only:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise FileNotFoundError(
+                f"hf-vlm: {model} is not in the local Hugging Face cache and runs do not download; fetch it first "
+                f"(huggingface-cli download {model}) or pass --model-arg local_files_only=false")
+
+
 class HFVisionLanguageModel(TextModel):
     name = "hf-vlm"
 
@@ -99,6 +116,7 @@ class HFVisionLanguageModel(TextModel):
                                   "local_files_only": bool(local_files_only)}
         if revision:
             kwargs["revision"] = revision
+        _check_source(model, bool(local_files_only))
         self.processor = AutoProcessor.from_pretrained(model, **kwargs)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"
