@@ -180,3 +180,14 @@ def test_mixed_suite_versions_of_one_model_are_refused():
     frame.loc[0, "suite_version"] = "2"
     with pytest.raises(ReportInputError, match="different suite versions or protocol"):
         summarize(frame)
+
+
+def test_tasks_with_their_own_protocols_pool_into_one_suite_but_one_task_may_not_mix():
+    from vlaeval.reports.load import ReportInputError
+
+    frame = episode_frame([Outcome("libero-10", t, i, 0, True) for t in "ab" for i in range(2)])
+    frame.loc[frame["task_id"] == "b", "protocol_json"] = '{"max_steps": 9}'  # a per-task protocol (SimplerEnv)
+    assert summarize(frame).query("level == 'suite'")["n"].tolist() == [4]
+    frame.loc[0, "protocol_json"] = '{"max_steps": 7}'  # task a now mixes two protocols
+    with pytest.raises(ReportInputError, match="different suite versions or protocol"):
+        summarize(frame)

@@ -72,11 +72,16 @@ def summarize(episodes: pd.DataFrame, families: Families | None = None) -> pd.Da
 
 
 def _check_consistent(episodes: pd.DataFrame) -> None:
-    """One model's episodes of a suite must share its version and protocol, or their rates would mix."""
-    mixed = episodes.groupby(["model", "model_fingerprint", "suite"])[["suite_version", "protocol_json"]].nunique()
+    """One model's episodes of a task must share the suite version and protocol, or their rates would mix.
+
+    (Per task, not per suite: suites such as ``libero`` or SimplerEnv give each task its own protocol.)
+    """
+    keys = ["model", "model_fingerprint", "suite", "task_id"]
+    mixed = episodes.groupby(keys)[["suite_version", "protocol_json"]].nunique()
     mixed = mixed[(mixed > 1).any(axis=1)]
-    if not mixed.empty:
-        model, _, suite = mixed.index[0]
+    versions = episodes.groupby(keys[:3])["suite_version"].nunique()
+    if not mixed.empty or (versions > 1).any():
+        model, _, suite = (mixed.index[0][:3] if not mixed.empty else versions[versions > 1].index[0])
         raise ReportInputError(f"{model} has episodes of {suite} with different suite versions or protocol "
                                "parameters; report those runs separately")
 

@@ -34,6 +34,8 @@ from typing import Any, Generator, Iterable
 
 import numpy as np
 
+from vlaeval.suites import oracle_geometry as shared_geometry
+
 VERSION = "2"
 POS_SCALE = 0.05  # metres per unit action
 ROT_SCALE = 0.5  # radians per unit action
@@ -45,28 +47,12 @@ Skill = Generator[Action, None, Any]
 
 # -- geometry helpers ------------------------------------------------------------
 def quat_to_mat(q_xyzw: Iterable[float]) -> np.ndarray:
-    x, y, z, w = (float(v) for v in q_xyzw)
-    n = math.sqrt(x * x + y * y + z * z + w * w) or 1.0
-    x, y, z, w = x / n, y / n, z / n, w / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return shared_geometry.quat_to_mat(q_xyzw, "xyzw")
 
 
 def rotvec(R: np.ndarray) -> np.ndarray:
     """Axis * angle of a rotation matrix."""
-    cos = max(-1.0, min(1.0, (np.trace(R) - 1.0) / 2.0))
-    angle = math.acos(cos)
-    if angle < 1e-6:
-        return np.zeros(3)
-    if angle > math.pi - 1e-4:  # axis from the symmetric part
-        axis = np.sqrt(np.maximum((np.diag(R) + 1.0) / 2.0, 0.0))
-        axis *= np.sign([R[2, 1] - R[1, 2] or 1.0, R[0, 2] - R[2, 0] or 1.0, R[1, 0] - R[0, 1] or 1.0])
-        return axis / (np.linalg.norm(axis) or 1.0) * angle
-    axis = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2 * math.sin(angle))
-    return axis * angle
+    return shared_geometry.rotvec(R)
 
 
 def rot_z(angle: float) -> np.ndarray:
