@@ -34,18 +34,22 @@ SUITES = {"libero-spatial": "libero_spatial", "libero-object": "libero_object",
           "libero-goal": "libero_goal", "libero-10": "libero_10"}
 
 
-def run_suite(suite: str, out: Path, episodes: int, workers: int, tasks: list[str], timeout: float | None) -> int:
+def run_model(suite: str, model: str, out: Path, episodes: int, workers: int, tasks: list[str],
+              timeout: float | None) -> int:
+    """``vlaeval run`` for one suite and model (resumes what ``out`` already holds); the oracle logs its reasons."""
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", suite, "--model", "oracle",
+    cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", suite, "--model", model,
            "--episodes-per-task", str(episodes), "--workers", str(workers), "--out", str(out)]
     for task in tasks:
         cmd += ["--tasks", task]
-    env = {**os.environ, "VLAEVAL_ORACLE_LOG": str(out / "oracle_log.jsonl"), "LP_NUM_THREADS": "1"}
+    env = {**os.environ, "LP_NUM_THREADS": "1"}
+    if model == "oracle":
+        env["VLAEVAL_ORACLE_LOG"] = str(out / "oracle_log.jsonl")
     print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd)}", flush=True)
     try:
         return subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout).returncode
     except subprocess.TimeoutExpired:
-        print(f"{suite}: stopped after {timeout} s (resume by running again)", flush=True)
+        print(f"{suite}/{model}: stopped after {timeout} s (resume by running again)", flush=True)
         return 124
 
 
@@ -167,7 +171,7 @@ def main() -> int:
 
     for suite in suites:
         if not args.table_only:
-            run_suite(suite, out / suite, args.episodes_per_task, args.workers, args.tasks, args.timeout)
+            run_model(suite, "oracle", out / suite, args.episodes_per_task, args.workers, args.tasks, args.timeout)
         table()
         _, total = suite_rows(suite, out / suite)
         print(f"{suite}: {total['successes']}/{total['trials']}", flush=True)

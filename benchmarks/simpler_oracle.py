@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,42 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from libero_oracle import oracle_reasons  # noqa: E402  (the oracle log is the same adapter's)
+from libero_oracle import oracle_reasons, run_model  # noqa: E402  (the same adapter, the same run)
 
-from vlaeval.harness.store import RunStore  # noqa: E402
+from vlaeval.harness.store import read_episodes  # noqa: E402
 from vlaeval.suites.simpler import SUITES, SimplerSuite  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("oracle", "random")
-
-
-def run_model(suite: str, model: str, out: Path, episodes: int, workers: int, tasks: list[str],
-              timeout: float | None) -> int:
-    """``vlaeval run`` for one suite and model (resumes what ``out`` already holds)."""
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", suite, "--model", model,
-           "--episodes-per-task", str(episodes), "--workers", str(workers), "--out", str(out)]
-    for task in tasks:
-        cmd += ["--tasks", task]
-    env = {**os.environ, "LP_NUM_THREADS": "1"}
-    if model == "oracle":
-        env["VLAEVAL_ORACLE_LOG"] = str(out / "oracle_log.jsonl")
-    print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd)}", flush=True)
-    try:
-        return subprocess.run(cmd, env=env, cwd=ROOT, timeout=timeout).returncode
-    except subprocess.TimeoutExpired:
-        print(f"{suite}/{model}: stopped after {timeout} s (resume by running again)", flush=True)
-        return 124
-
-
-def stored_episodes(out: Path) -> list[dict[str, Any]]:
-    if not (out / "results.sqlite").exists():
-        return []
-    store = RunStore(out)
-    try:
-        return store.episodes()
-    finally:
-        store.close()
 
 
 def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -73,7 +42,7 @@ def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, A
     by_model: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for model in MODELS:
         grouped: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-        for ep in stored_episodes(out / model):
+        for ep in read_episodes(out / model):
             grouped[ep["task_id"]].append(ep)
         by_model[model] = grouped
     reasons = oracle_reasons(out / "oracle")
