@@ -41,14 +41,20 @@ def success_rate(run_dir: Path) -> tuple[int, int]:
     return sum(r["success"] for r in rows), len(rows)
 
 
-def loss_curve(metrics: Path, points: int = 10) -> list[tuple[int, float]]:
+def loss_curve(metrics: Path, points: int = 10, window: int = 10) -> list[tuple[int, float, float]]:
+    """(step, total loss, flow-matching loss), each a mean over the ``window`` logged rows ending there."""
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "loss" in r and "step" in r]
     if not rows:
         return []
     stride = max(1, len(rows) // points)
-    picked = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
-    return [(int(r["step"]), float(r["loss"])) for r in picked]
+    ends = list(range(0, len(rows), stride)) + ([len(rows) - 1] if (len(rows) - 1) % stride else [])
+    curve = []
+    for end in ends:
+        recent = rows[max(0, end - window + 1): end + 1]
+        curve.append((int(rows[end]["step"]), statistics.mean(float(r["loss"]) for r in recent),
+                      statistics.mean(float(r.get("fm_loss", "nan")) for r in recent)))
+    return curve
 
 
 def main() -> None:
@@ -59,6 +65,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training iterations")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--image-aug", action="store_true",
+                        help="train on random 0.9-area crops + colour jitter (evaluation centre-crops 0.9 of the area)")
     parser.add_argument("--inputs", choices=tuple(VARIANTS), default="images",
                         help="what the action expert is conditioned on (one trained model per choice)")
     parser.add_argument("--seen", default="0-4", help="init states (demonstrated) the trained model is also tested on")
@@ -84,7 +92,8 @@ def main() -> None:
     train = work / f"train_{args.inputs}"
     vlaeval("train", "stage1", "--data", str(dataset), "--config", "tiny", "--out", str(train),
             "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--gripper", "libero", "--log-every", "10", *VARIANTS[args.inputs])
+            "--gripper", "libero", "--log-every", "10", *VARIANTS[args.inputs],
+            *(["--image-aug"] if args.image_aug else []))
     checkpoint = train / "checkpoints" / (train / "checkpoints" / "latest").read_text().strip()
     for name, states in (("seen", args.seen), ("held_out", args.held_out)):
         vlaeval("run", *common, "--model", str(checkpoint), "--episodes", states,
@@ -156,7 +165,7 @@ def write_report(args: argparse.Namespace) -> None:
         f"Produced by `benchmarks/instructvla_learning.py` on {time.strftime('%Y-%m-%d')} (shared 2-core CPU machine).",
         f"Suite `{args.suite}`, task `{args.task}`: {args.demos} scripted-oracle demonstrations (init states "
         f"0-{args.demos - 1}) recorded with `vlaeval run --record-demos` as a LeRobot dataset, the `tiny` preset "
-        f"trained from scratch with `vlaeval train stage1` ({args.steps} steps, batch {args.batch_size}, lr {args.lr}), "
+        f"trained from scratch with `vlaeval train stage1` ({args.steps} steps, batch {args.batch_size}, lr {args.lr}{', image augmentation' if args.image_aug else ''}), "
         "then evaluated through the harness like any checkpoint.",
         "",
         f"| model | conditioned on | demonstrated init states ({args.seen}) | held-out init states ({args.held_out}) |",
@@ -173,11 +182,12 @@ def write_report(args: argparse.Namespace) -> None:
         checkpoint = work / f"train_{v}" / "checkpoints"
         size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
         lines += ["", f"## Training loss, {LABELS[v]} (flow matching + LM, {size_mb:.1f} MB of checkpoints)", "",
-                  "| step | loss |", "|---:|---:|", *[f"| {step} | {loss:.4f} |" for step, loss in curve]]
+                  "| step | loss | of which flow matching |", "|---:|---:|---:|",
+                  *[f"| {step} | {loss:.4f} | {fm:.4f} |" for step, loss, fm in curve]]
         if len(curve) >= 2:
-            first = statistics.mean(loss for _, loss in curve[:2])
-            last = statistics.mean(loss for _, loss in curve[-2:])
-            lines += ["", f"Loss fell from {first:.4f} to {last:.4f} ({last / first:.0%} of the start)."]
+            (_, first, first_fm), (_, last, last_fm) = curve[0], curve[-1]
+            lines += ["", f"Loss fell from {first:.4f} to {last:.4f} ({last / first:.0%} of the start); "
+                      f"flow matching from {first_fm:.4f} to {last_fm:.4f}. (Means over 10 logged steps.)"]
         latest = checkpoint / (checkpoint / "latest").read_text().strip()
         model_err, mean_err = offline_fit(latest, work / f"{args.suite.replace('-', '_')}_no_noops")
         fmt = " | ".join

@@ -96,8 +96,8 @@ NOTES = """
 * `approximate` assets: a stage mesh (and with it the table collision) or an object's visual mesh
   is missing from the asset pack and a placeholder stands in (see the pack's MISSING.tsv).
 * Two-phase drawer tasks: upstream advances to the second instruction when the policy predicts
-  "terminate"; the 7-D action has no such channel, so the backend's forced advance at step 100
-  does it (upstream does the same when the policy never terminates).
+  "terminate"; neither model here predicts it, so the backend's forced advance at step 100 does
+  it (upstream does the same when the policy never terminates).
 """.strip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -104,6 +105,24 @@ def test_action_expert_shapes_and_mask_modes(cfg) -> None:
     block = block_attention_bias((2, 3, 1), "block", torch.float32)
     assert block[0, 2] == torch.finfo(torch.float32).min and block[2, 4] == 0
     assert block_attention_bias((2, 3, 1), "none", torch.float32) is None
+
+
+@pytest.mark.parametrize("preset", ["tiny", "base", "base-libero"])
+def test_presets_action_head_carries_a_whole_chunk(preset, recwarn) -> None:
+    """The head narrows to expert.hidden/2 values; the flow's velocity needs every noise value of the
+    chunk, so a narrower head cannot fit flow matching (a 32-wide tiny expert plateaued near 0.75)."""
+    cfg = get_config(preset)
+    assert cfg.action_head_narrowest >= cfg.chunk_values
+    if preset == "tiny":
+        ActionExpert(cfg)
+        assert not [w for w in recwarn if "action head" in str(w.message)]
+
+
+def test_narrow_action_head_is_warned_about() -> None:
+    tiny = get_config("tiny")
+    narrow = tiny.replace(expert=dataclasses.replace(tiny.expert, hidden_size=32, intermediate_size=64))
+    with pytest.warns(UserWarning, match=r"narrows to 16 values but predicts 56 \(8x7\).*hidden_size >= 112"):
+        ActionExpert(narrow)
 
 
 def test_state_variant_adds_one_token() -> None:

@@ -9,6 +9,7 @@ training times ``t = 0.999 (1 - Beta(1.5, 1))``, inference 10 forward-Euler step
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -59,6 +60,13 @@ class ActionExpert(nn.Module):
         dim = cfg.expert.hidden_size
         token = cfg.llm.hidden_size
         horizon = cfg.chunk_size
+        if cfg.action_head_narrowest < cfg.chunk_values:
+            warnings.warn(
+                f"InstructVLA config: the action head narrows to {cfg.action_head_narrowest} values but predicts "
+                f"{cfg.chunk_values} ({cfg.chunk_size}x{cfg.action_dim}); flow matching cannot pass the noise through "
+                f"and will not fit (use expert.hidden_size >= {2 * cfg.chunk_values})",
+                stacklevel=2,
+            )
         self.VideoGPT = VideoGPT(cfg.expert)
         self.action_head = nn.Sequential(
             nn.Linear(dim * horizon, dim * 4),

@@ -148,6 +148,15 @@ class InstructVLAConfig:
         grid = self.dino.image_size // self.dino.patch_size
         return grid * grid
 
+    @property
+    def action_head_narrowest(self) -> int:
+        """Width of the action head's narrowest layer (``expert.hidden_size // 2``, upstream's shape)."""
+        return self.expert.hidden_size // 2
+
+    @property
+    def chunk_values(self) -> int:
+        return self.chunk_size * self.action_dim
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["lora"]["target_modules"] = list(self.lora.target_modules)
@@ -198,7 +207,9 @@ def _tiny() -> InstructVLAConfig:
             max_position_embeddings=512,
         ),
         dino=DinoSettings(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, image_size=28, feature_block=2),
-        expert=ExpertSettings(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4),
+        # 128 wide: the action head narrows to hidden/2, which must carry a whole chunk (8 x 7) of
+        # flow noise -- at 32 wide (a 16-d bottleneck) flow matching plateaus near loss 0.75
+        expert=ExpertSettings(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4),
         lora=LoRASettings(r=4, alpha=8, gate_size=8),
         num_meta_queries=4,
         chunk_size=8,

@@ -28,9 +28,10 @@ a closed or open drawer (open it wide, pick, put on its floor). Deterministic: t
 give the same actions. A task it cannot do ends with ``failure`` set; the oracle then holds still.
 
 Upstream's two-phase drawer tasks advance to the second instruction when the policy predicts
-"terminate"; the 7-D action has no such channel, and the backend forces the advance at step
-100 as upstream does when a policy never terminates, so the oracle finishes its plan and holds
-the scene still (success is evaluated at the final step).
+"terminate". The oracle never does (its plan already spans both instructions), so the backend
+forces the advance at step 100 as upstream does when a policy never terminates; the oracle
+keeps its plan across the change, finishes it and holds the scene still (success is evaluated
+at the final step).
 """
 
 from __future__ import annotations
