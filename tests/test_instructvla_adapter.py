@@ -123,3 +123,22 @@ def test_reasoning_then_act_on_stage2(tmp_path: Path) -> None:
     assert isinstance(state.info["last_response"], str) and state.reasoning.run_index == 1
     with pytest.raises(ValueError, match="stage-2"):
         InstructVLAPolicy(model=build_model(get_config("tiny"), seed=0), use_generate=True)
+
+
+def test_shipped_demo_checkpoint_loads_cleanly_and_acts_on_state() -> None:
+    from vlaeval.models.instructvla import DEMO_CHECKPOINT
+    from vlaeval.models.instructvla.checkpoint import load_checkpoint
+
+    assert InstructVLACheckpointLoader().can_load(DEMO_CHECKPOINT)
+    model, report = load_checkpoint(DEMO_CHECKPOINT)  # strict: a missing or unexpected key raises; sha256 checked
+    assert report.ok
+    meta = model.checkpoint_meta["config"]["meta"]
+    assert meta["stage"] == "stage1" and meta["train_args"]["image_aug"] and meta["step"] == meta["train_args"]["steps"]
+    assert model.cfg.preset == "tiny" and model.cfg.use_state and model.cfg.chunk_size == 8
+    assert set(model.norm_stats) == {"libero_spatial_no_noops"} and "proprio" in model.norm_stats["libero_spatial_no_noops"]
+    demo = InstructVLAPolicy(checkpoint=DEMO_CHECKPOINT)
+    assert "state" in demo.spec().observation_keys
+    state = demo.start_episode("pick up the black bowl between the plate and the ramekin and place it on the plate",
+                               episode_info())
+    chunk = as_action_chunk(demo.act(state, libero_obs()), 7)
+    assert chunk.shape == (8, 7) and np.isfinite(chunk).all()

@@ -26,8 +26,13 @@ except BackendEnvMissing as exc:
 pytestmark = [pytest.mark.libero, pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
 
-def test_a_checkpoint_path_runs_on_libero_through_the_real_worker(tmp_path):
-    checkpoint = tiny_checkpoint(tmp_path / "ckpt", "libero_spatial_no_noops")
+@pytest.mark.parametrize("which", ["random-weights", "shipped-demo"])
+def test_a_checkpoint_path_runs_on_libero_through_the_real_worker(tmp_path, which):
+    """A fresh random-weight checkpoint, and the shipped one trained on oracle demonstrations (it also
+    reads the robot state, so the worker's state observation reaches the model)."""
+    from vlaeval.models.instructvla import DEMO_CHECKPOINT
+
+    checkpoint = DEMO_CHECKPOINT if which == "shipped-demo" else tiny_checkpoint(tmp_path / "ckpt", "libero_spatial_no_noops")
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vlaeval.cli", "run", "--suite", "libero-spatial", "--model", str(checkpoint),
            "--tasks", "0", "--episodes-per-task", "1", "--protocol", "max_steps=8", "--out", str(out)]

@@ -8,6 +8,11 @@ does not import torch; the submodules do.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vlaeval.models.instructvla.config import PRESETS, InstructVLAConfig, get_config
 
-__all__ = ["PRESETS", "InstructVLAConfig", "get_config"]
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "tiny-libero-spatial-task0"
+"""The shipped tiny checkpoint trained on oracle demonstrations (see its README.md)."""
+
+__all__ = ["DEMO_CHECKPOINT", "PRESETS", "InstructVLAConfig", "get_config"]
