@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from vlaeval.harness.store import read_episodes
+from results_io import rate, successes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,11 +34,6 @@ def vlaeval(*args: str) -> None:
     cmd = [sys.executable, "-m", "vlaeval.cli", *args]
     print("$ vlaeval " + " ".join(args), flush=True)
     subprocess.run(cmd, check=True)
-
-
-def success_rate(run_dir: Path) -> tuple[int, int]:
-    rows = read_episodes(run_dir)
-    return sum(r["success"] for r in rows), len(rows)
 
 
 def loss_curve(metrics: Path, points: int = 10, window: int = 10) -> list[tuple[int, float, float]]:
@@ -125,10 +120,6 @@ VARIANTS = {"images": ("--no-use-state",), "state": ("--use-state",)}
 LABELS = {"images": "camera images", "state": "camera images + 8-d robot state"}
 
 
-def rate(result: tuple[int, int]) -> str:
-    return f"{result[0]}/{result[1]} ({result[0] / max(result[1], 1):.0%})"
-
-
 def significance(label: str, trained: list[tuple[int, int]], random_result: tuple[int, int]) -> str:
     """One-sided Fisher exact test: does the trained model succeed more often than ``random``?"""
     from scipy.stats import fisher_exact
@@ -182,15 +173,15 @@ def write_report(args: argparse.Namespace) -> None:
         f"| model | conditioned on | demonstrated init states ({args.seen}) | held-out init states ({args.held_out}) |",
         "|---|---|---:|---:|",
         f"| oracle, recording the demonstrations (init states 0-{args.demos - 1}) | privileged state | "
-        f"{rate(success_rate(work / 'oracle'))} | |",
+        f"{rate(successes(work / 'oracle'))} | |",
     ]
     for v in variants:
-        lines.append(f"| tiny InstructVLA | {LABELS[v]} | {rate(success_rate(work / f'eval_seen_{v}'))} | "
-                     f"{rate(success_rate(work / f'eval_held_out_{v}'))} |")
-    random_result = success_rate(work / "eval_random")
+        lines.append(f"| tiny InstructVLA | {LABELS[v]} | {rate(successes(work / f'eval_seen_{v}'))} | "
+                     f"{rate(successes(work / f'eval_held_out_{v}'))} |")
+    random_result = successes(work / "eval_random")
     lines.append(f"| random | | | {rate(random_result)} |")
     for v in variants:
-        lines += ["", significance(LABELS[v], [success_rate(work / f"eval_{n}_{v}") for n in ("seen", "held_out")],
+        lines += ["", significance(LABELS[v], [successes(work / f"eval_{n}_{v}") for n in ("seen", "held_out")],
                                    random_result)]
     for v in variants:
         curve = loss_curve(work / f"train_{v}" / "metrics.jsonl")

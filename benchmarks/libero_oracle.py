@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_io import rate, successes
+
 from vlaeval.harness.store import read_episodes
 from vlaeval.suites.libero import catalog
 
@@ -78,11 +80,6 @@ def oracle_reasons(out: Path) -> dict[tuple[str, int], str]:
             reason += f" ({misses} missed grasp{'s' if misses > 1 else ''})"
         reasons[(rec.get("task_id"), int(rec.get("episode_index") or 0))] = reason
     return reasons
-
-
-def successes(out: Path) -> tuple[int, int]:
-    episodes = read_episodes(out)
-    return sum(bool(e["success"]) for e in episodes), len(episodes)
 
 
 def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -139,22 +136,18 @@ def write_table(path: Path, results: dict[str, tuple[list[dict[str, Any]], dict[
         "256 px cameras, published step limits). The oracle reads privileged simulator state "
         "(object/fixture poses, joints, BDDL goal) and is deterministic.",
         "",
-        "| suite | tasks run | oracle successes / trials | oracle rate | random successes / trials |",
-        "|---|---|---|---|---|",
+        "| suite | tasks run | oracle successes / trials | random successes / trials |",
+        "|---|---|---|---|",
     ]
     for suite, (rows, total) in results.items():
-        rate = f"{100 * total['successes'] / total['trials']:.0f} %" if total["trials"] else "–"
-        wins, trials = randoms.get(suite, (0, 0))
-        floor = f"{wins}/{trials} ({100 * wins / trials:.0f} %)" if trials else "not run"
-        lines.append(f"| {suite} | {total['tasks_run']}/{len(rows)} | {total['successes']}/{total['trials']} | {rate} "
-                     f"| {floor} |")
+        oracle = rate((total["successes"], total["trials"]))
+        lines.append(f"| {suite} | {total['tasks_run']}/{len(rows)} | {oracle} | {rate(randoms[suite], 'not run')} |")
     for suite, (rows, total) in results.items():
-        lines += ["", f"## {suite}", "", "| # | instruction | successes / trials | rate | failures: init states and reason |",
-                  "|---|---|---|---|---|"]
+        lines += ["", f"## {suite}", "", "| # | instruction | successes / trials | failures: init states and reason |",
+                  "|---|---|---|---|"]
         for r in rows:
-            rate = f"{100 * r['successes'] / r['trials']:.0f} %" if r["trials"] else "not run"
             why = f"inits {r['failed_inits']}: {r['reasons']}" if r["failed_inits"] else ""
-            lines.append(f"| {r['index']} | {r['instruction']} | {r['successes']}/{r['trials']} | {rate} | {why} |")
+            lines.append(f"| {r['index']} | {r['instruction']} | {rate((r['successes'], r['trials']), 'not run')} | {why} |")
     lines += ["", NOTES]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -182,7 +175,7 @@ def main() -> int:
 
     def table() -> None:  # every suite with stored results, in the standard order
         shown = [s for s in SUITES if s in suites or (out / s / "results.sqlite").exists()]
-        randoms = {s: successes(out / "random" / s) for s in shown if (out / "random" / s / "results.sqlite").exists()}
+        randoms = {s: successes(out / "random" / s) for s in shown}
         write_table(Path(args.table), {s: suite_rows(s, out / s) for s in shown}, args.episodes_per_task, randoms)
 
     for suite in suites:

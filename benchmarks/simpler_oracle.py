@@ -29,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from libero_oracle import oracle_reasons, run_model  # noqa: E402  (the same adapter, the same run)
+from results_io import rate  # noqa: E402
 
 from vlaeval.harness.store import read_episodes  # noqa: E402
 from vlaeval.suites.simpler import SUITES, SimplerSuite  # noqa: E402
@@ -68,11 +69,6 @@ def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, A
         total[f"oracle_{assets}"] = (sum(w for w, _ in picked), sum(n for _, n in picked))
     total["tasks_run"] = sum(1 for r in rows if r["oracle"][1])
     return rows, total
-
-
-def rate(pair: tuple[int, int]) -> str:
-    wins, trials = pair
-    return f"{wins}/{trials} ({100 * wins / trials:.0f} %)" if trials else "–"
 
 
 def group_means(rows: list[dict[str, Any]], model: str) -> dict[str, float]:

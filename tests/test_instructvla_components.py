@@ -17,7 +17,7 @@ from vlaeval.models.instructvla.config import InstructVLAConfig, get_config  # n
 from vlaeval.models.instructvla.expert_transformer import ExpertBackbone, block_attention_bias  # noqa: E402
 from vlaeval.models.instructvla.film_dino import FiLMViT, hf_dinov2_to_timm  # noqa: E402
 from vlaeval.models.instructvla.lora import MoELoRALM, XLoRAGate  # noqa: E402
-from vlaeval.models.instructvla.model import build_model  # noqa: E402
+from vlaeval.models.instructvla.model import InstructVLA, build_model  # noqa: E402
 from vlaeval.models.instructvla.normalization import BoundsStats, compute_stats, normalize, pad_chunk, unnormalize_actions  # noqa: E402
 from vlaeval.models.instructvla.preprocessing import (  # noqa: E402
     IMAGE_PRESETS,
@@ -105,6 +105,32 @@ def test_action_expert_shapes_and_mask_modes(cfg) -> None:
     block = block_attention_bias((2, 3, 1), "block", torch.float32)
     assert block[0, 2] == torch.finfo(torch.float32).min and block[2, 4] == 0
     assert block_attention_bias((2, 3, 1), "none", torch.float32) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_euler_sampler_reproduces_known_linear_flows(cfg, dtype) -> None:
+    """v = c integrates to x0 + c; v = a x to x0 (1 + a dt)^N; times 0, 0.1, ..., 0.9; state kept in fp32."""
+    torch.manual_seed(0)
+    expert = ActionExpert(cfg).to(dtype)
+    latents = torch.randn(2, cfg.num_meta_queries, cfg.llm.hidden_size)
+    pixels = torch.randn(2 * cfg.num_images, 3, cfg.dino.image_size, cfg.dino.image_size)
+    x0 = torch.randn(2, cfg.chunk_size, cfg.action_dim)
+    c = torch.randn(cfg.chunk_size, cfg.action_dim)
+    seen: list[torch.Tensor] = []
+
+    def constant(cond, n_vis, x, t):
+        seen.append(t.clone())
+        return c.expand_as(x).to(dtype)
+
+    expert.velocity = constant
+    out = expert.sample(latents, pixels, noise=x0, steps=10)
+    assert out.dtype == torch.float32
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2  # bf16 only rounds c itself
+    torch.testing.assert_close(out, x0 + c.to(dtype).float(), atol=tolerance, rtol=0)
+    torch.testing.assert_close(torch.stack(seen)[:, 0], torch.arange(10) / 10.0, atol=1e-6, rtol=0)
+    expert.velocity = lambda cond, n_vis, x, t: (-0.5 * x).to(dtype)
+    expected = x0 * (1 - 0.5 / 10) ** 10
+    torch.testing.assert_close(expert.sample(latents, pixels, noise=x0, steps=10), expected, atol=3e-2 if dtype == torch.bfloat16 else 1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "base", "base-libero"])
@@ -264,3 +290,44 @@ def test_decoded_frame_cache_is_bounded_by_entries_and_bytes() -> None:
     assert loads == [0, 1, 2, 1] and list(cache.items) == [2, 1]
     one = _FileCache(load, size=10, max_bytes=10)  # an entry larger than the budget is still served
     assert len(one.get(5)) == 2 and list(one.items) == [5]
+
+
+def test_sized_byte_tokenizer_reaches_the_real_vocabulary() -> None:
+    from vlaeval.models.instructvla.tokenizer import add_meta_tokens, byte_tokenizer, sized_byte_tokenizer
+
+    sized = sized_byte_tokenizer(151738, 64)
+    first, last = add_meta_tokens(sized, 64)
+    assert len(sized) == 151738 and last == 151737 and last - first == 63
+    text = "pick up the coke can"
+    assert sized(text)["input_ids"] == byte_tokenizer()(text)["input_ids"]
+    assert sized.decode(sized(text)["input_ids"]) == text
+    with pytest.raises(ValueError, match="below the byte tokenizer"):
+        sized_byte_tokenizer(100, 64)
+
+
+def test_base_preset_sizes_match_the_documented_model() -> None:
+    """Full-size shapes without memory: build on the meta device and count every component."""
+    from vlaeval.models.instructvla.sizes import DOCUMENTED_M, component_millions
+
+    with torch.device("meta"):
+        full = InstructVLA(get_config("base", stage="stage2"))
+    counts = component_millions(full)
+    for name, documented in DOCUMENTED_M.items():
+        if name == "stage-1 LoRA":
+            assert counts["stage-2 LoRA experts (2)"] / 2 == pytest.approx(documented, rel=0.01)
+            continue
+        assert counts[name] == pytest.approx(documented, rel=0.02, abs=0.05), name
+    assert counts["SigLIP vision tower"] == pytest.approx(413.3, abs=0.1)
+    assert counts["whole model"] == pytest.approx(2726.7, abs=0.1)
+
+
+def test_select_key_explains_missing_or_ambiguous_statistics() -> None:
+    from vlaeval.models.instructvla.normalization import select_key
+
+    assert select_key({"libero": {}}, None) == "libero"
+    with pytest.raises(KeyError, match="no normalization statistics"):
+        select_key({}, None)
+    with pytest.raises(KeyError, match="several datasets"):
+        select_key({"a": {}, "b": {}}, None)
+    with pytest.raises(KeyError, match="not in checkpoint statistics"):
+        select_key({"a": {}}, "bridge")

@@ -106,7 +106,7 @@ class ActionExpert(nn.Module):
 
     def velocity(self, cond: torch.Tensor, n_vis: int, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         dim = self.cfg.expert.hidden_size
-        time = sinusoidal_embedding(t.to(cond.dtype), dim, self.cfg.time_max_period)
+        time = sinusoidal_embedding(t.float(), dim, self.cfg.time_max_period).to(cond.dtype)
         tokens = torch.cat([cond, self.action_embed(x_t.to(cond.dtype), time)], dim=1)
         groups = (n_vis, cond.shape[1] - n_vis, x_t.shape[1])
         bias = block_attention_bias(groups, self.cfg.expert.mask_mode, tokens.dtype, tokens.device)
@@ -145,14 +145,18 @@ class ActionExpert(nn.Module):
         noise: torch.Tensor | None = None,
         steps: int | None = None,
     ) -> torch.Tensor:
-        """Forward Euler from t = 0 (noise) to 1; ``noise`` ``(B, H, D)`` fixes the start point."""
+        """Forward Euler from t = 0 (noise) to 1; ``noise`` ``(B, H, D)`` fixes the start point.
+
+        The state ``x`` and time ``t`` stay float32 whatever the weights' dtype: in bf16 the ten
+        ``t += 0.1`` steps and the ``x`` updates would otherwise round at every step.
+        """
         cond, n_vis = self.condition(latents, dino_pixels, proprio)
         shape = (latents.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
-        x = (noise if noise is not None else torch.randn(shape)).to(cond)
+        x = (noise if noise is not None else torch.randn(shape)).to(device=cond.device, dtype=torch.float32)
         steps = steps or self.cfg.num_inference_steps
         dt = 1.0 / steps
-        t = torch.zeros(shape[0], device=cond.device, dtype=cond.dtype)
+        t = torch.zeros(shape[0], device=cond.device, dtype=torch.float32)
         for _ in range(steps):
-            x = x + dt * self.velocity(cond, n_vis, x, t)
+            x = x + dt * self.velocity(cond, n_vis, x, t).float()
             t = t + dt
         return x

@@ -16,7 +16,7 @@ from vlaeval.models.instructvla.lora import LoRALM, MoELoRALM, lora_to_moe
 from vlaeval.models.instructvla.normalization import BoundsStats, normalize, select_key, unnormalize_actions
 from vlaeval.models.instructvla.processor import Processor
 from vlaeval.models.instructvla.prompts import IMG_CONTEXT
-from vlaeval.models.instructvla.tokenizer import add_meta_tokens, byte_tokenizer
+from vlaeval.models.instructvla.tokenizer import add_meta_tokens, sized_byte_tokenizer
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ActionPrediction:
 class InstructVLA(nn.Module):
     def __init__(self, cfg: InstructVLAConfig, tokenizer: Any | None = None, norm_stats: dict[str, Any] | None = None):
         super().__init__()
-        tokenizer = tokenizer if tokenizer is not None else byte_tokenizer()
+        tokenizer = tokenizer if tokenizer is not None else sized_byte_tokenizer(cfg.llm.vocab_size, cfg.num_meta_queries)
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.norm_stats: dict[str, Any] = dict(norm_stats or {})
@@ -208,8 +208,6 @@ def build_model(
         tokenizer = load_tokenizer(eagle_dir)
         add_meta_tokens(tokenizer, cfg.num_meta_queries)
         cfg = cfg.replace(llm=_with_vocab(cfg, len(tokenizer)))
-    elif tokenizer is None:
-        tokenizer = byte_tokenizer()
     model = InstructVLA(cfg, tokenizer, norm_stats)
     if base_parts is not None:
         from vlaeval.models.instructvla.checkpoint import load_base_vlm

@@ -98,6 +98,8 @@ def dataset_statistics(actions: np.ndarray, proprio: np.ndarray | None, num_traj
 
 def select_key(norm_stats: dict[str, Any], unnorm_key: str | None) -> str:
     """Resolve which dataset's statistics to use; a clear error if ambiguous or unknown."""
+    if not norm_stats:
+        raise KeyError("checkpoint has no normalization statistics (dataset_statistics.json); actions cannot be unnormalized")
     if unnorm_key is None:
         if len(norm_stats) != 1:
             raise KeyError(f"checkpoint has statistics for several datasets; pass unnorm_key (one of {sorted(norm_stats)})")

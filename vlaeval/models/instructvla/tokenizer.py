@@ -15,13 +15,18 @@ SPECIAL_TOKENS = (IM_START, IMG_START, IMG_END, IMG_CONTEXT)
 PAD_TOKEN = "<|endoftext|>"
 
 
-def byte_tokenizer() -> Any:
-    """A 256-symbol byte-level BPE tokenizer with the ChatML/image special tokens (no merges)."""
+def byte_tokenizer(filler: int = 0) -> Any:
+    """A 256-symbol byte-level BPE tokenizer with the ChatML/image special tokens (no merges).
+
+    ``filler`` appends that many never-produced tokens, so a random-weight model can have the
+    real vocabulary (embedding) size without the real tokenizer files.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    symbols = alphabet + [f"<unused_{i}>" for i in range(filler)]
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(symbols)}, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(
@@ -30,6 +35,15 @@ def byte_tokenizer() -> Any:
         pad_token=PAD_TOKEN,
         additional_special_tokens=list(SPECIAL_TOKENS),
     )
+
+
+def sized_byte_tokenizer(vocab_size: int, num_meta: int) -> Any:
+    """A byte tokenizer padded so that, once the meta tokens are added, it has ``vocab_size`` rows."""
+    base = len(byte_tokenizer())
+    filler = vocab_size - num_meta - base
+    if filler < 0:
+        raise ValueError(f"llm.vocab_size={vocab_size} is below the byte tokenizer's {base} + {num_meta} meta tokens")
+    return byte_tokenizer(filler)
 
 
 def load_tokenizer(path: str | Path) -> Any:
