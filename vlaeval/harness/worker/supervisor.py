@@ -25,6 +25,9 @@ from vlaeval.harness.specs import EpisodeResult, EpisodeSpec
 from vlaeval.harness.worker.channel import Channel, ChannelClosed, ChannelError
 
 _PR_SET_PDEATHSIG = 1
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""A simulator step multiplies tiny matrices: BLAS thread pools in a worker only spin, on the
+CPUs the renderer (lavapipe, MuJoCo) needs; so workers default to one BLAS thread."""
 
 
 class WorkerDied(RuntimeError):
@@ -45,6 +48,18 @@ class WorkerConfig:
     startup_timeout_s: float = 600.0
     watchdog_s: float = 300.0
     log_dir: str | None = None
+
+
+def worker_environment(config: WorkerConfig) -> dict[str, str]:
+    """The worker's environment: ours plus ``config.env``, vlaeval importable, one BLAS thread by default."""
+    source_root = str(Path(vlaeval.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env.update(config.env)
+    env["PYTHONPATH"] = os.pathsep.join([source_root, *config.extra_pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for var in BLAS_THREAD_VARS:  # unless the user or the config chose otherwise
+        env.setdefault(var, "1")
+    return env
 
 
 def _die_with_parent() -> None:
@@ -81,13 +96,7 @@ class WorkerProcess:
         if self.process is not None:
             self.kill()
             self._release()
-        source_root = str(Path(vlaeval.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env.update(self.config.env)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [source_root, *self.config.extra_pythonpath, env.get("PYTHONPATH", "")]
-        ).rstrip(os.pathsep)
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = worker_environment(self.config)
         self.process = subprocess.Popen(
             [self.config.python, "-m", "vlaeval.harness.worker.main"],
             stdin=subprocess.PIPE,
