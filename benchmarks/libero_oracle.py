@@ -104,7 +104,8 @@ def suite_rows(suite: str, out: Path) -> tuple[list[dict[str, Any]], dict[str, A
             "seconds": sum(e.get("duration_s") or 0 for e in eps),
         })
     total = {"successes": sum(r["successes"] for r in rows), "trials": sum(r["trials"] for r in rows),
-             "tasks_run": sum(1 for r in rows if r["trials"])}
+             "tasks_run": sum(1 for r in rows if r["trials"]),
+             "fingerprints": sorted({e["model_fingerprint"] for e in episodes})}
     return rows, total
 
 
@@ -121,6 +122,8 @@ NOTES = """
   but the 520 steps run out while the hand pushes the drawer closed.
 * `random` (`--model random`, uniform actions in [-1, 1]) runs the first `--random-episodes`
   init states of every task, to the step limit: a floor that should stay near 0 %.
+* "oracle version" is the oracle's fingerprint in the stored episodes: a suite was measured with
+  the oracle of its day, and `vlaeval run` resumes only episodes of the same fingerprint.
 * "push the plate to the front of the stove" is solved by carrying the plate (rim grasp);
   only the final state is checked.
 """.strip()
@@ -136,12 +139,14 @@ def write_table(path: Path, results: dict[str, tuple[list[dict[str, Any]], dict[
         "256 px cameras, published step limits). The oracle reads privileged simulator state "
         "(object/fixture poses, joints, BDDL goal) and is deterministic.",
         "",
-        "| suite | tasks run | oracle successes / trials | random successes / trials |",
-        "|---|---|---|---|",
+        "| suite | tasks run | oracle successes / trials | random successes / trials | oracle version |",
+        "|---|---|---|---|---|",
     ]
     for suite, (rows, total) in results.items():
         oracle = rate((total["successes"], total["trials"]))
-        lines.append(f"| {suite} | {total['tasks_run']}/{len(rows)} | {oracle} | {rate(randoms[suite], 'not run')} |")
+        versions = ", ".join(f"`{f}`" for f in total["fingerprints"])
+        lines.append(f"| {suite} | {total['tasks_run']}/{len(rows)} | {oracle} | {rate(randoms[suite], 'not run')} "
+                     f"| {versions} |")
     for suite, (rows, total) in results.items():
         lines += ["", f"## {suite}", "", "| # | instruction | successes / trials | failures: init states and reason |",
                   "|---|---|---|---|"]
@@ -165,6 +170,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per suite")
     parser.add_argument("--random-episodes", type=int, default=1,
                         help="also run --model random on this many init states per task (0: skip)")
+    parser.add_argument("--skip-oracle", action="store_true", help="keep the stored oracle runs; run only random")
     parser.add_argument("--table-only", action="store_true", help="only rebuild the table from stored runs")
     args = parser.parse_args()
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
@@ -180,7 +186,8 @@ def main() -> int:
 
     for suite in suites:
         if not args.table_only:
-            run_model(suite, "oracle", out / suite, args.episodes_per_task, args.workers, args.tasks, args.timeout)
+            if not args.skip_oracle:
+                run_model(suite, "oracle", out / suite, args.episodes_per_task, args.workers, args.tasks, args.timeout)
             if args.random_episodes:
                 run_model(suite, "random", out / "random" / suite, args.random_episodes, args.workers, args.tasks,
                           args.timeout)
