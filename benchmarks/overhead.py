@@ -4,7 +4,8 @@ Measured side by side in one run, alternating (raw, harness) ``--rounds`` times;
 the median of the per-round ratios (each pair ran back to back, so slow drifts of a shared
 machine cancel):
 
-* raw: the bare simulator stepped with zero actions in its own venv, rendering the policy
+* raw: the bare simulator stepped with the action ``--model zero`` sends (no motion, gripper
+  open) in its own venv, rendering the policy
   images each step -- LIBERO's ``OffScreenRenderEnv`` (same task, init state, camera size
   and settle steps as the harness), or our SimplerEnv scene env (``env.step`` + ``env.render``
   on the same episode as the harness);
