@@ -1,7 +1,8 @@
 """Benchmark the policy protocol on loopback (run with the harness venv).
 
-(a) Round-trip latency of one OBSERVATION (224x224x3 uint8 frame + 8-d state) through
-    PolicyServer/RemotePolicyHandle vs. a local in-process call, as a ratio.
+(a) Round-trip latency of one OBSERVATION (a 224x224x3 or a 640x512x3 uint8 frame + 8-d state)
+    through PolicyServer/RemotePolicyHandle vs. a local in-process call, with the frame on the
+    wire and through shared memory (the same-host fast path, :mod:`vlaeval.harness.protocol.shm`).
 (b) Throughput of concurrent client processes against a batched vs. an unbatched server, with a
     policy whose forward pass has a fixed cost plus a small per-item cost, as a ratio.
 
@@ -46,10 +47,10 @@ class FixedCostPolicy(Policy):
         return list(np.tanh(x[:, :7] + x[:, 1:]))
 
 
-def observation(seed: int) -> dict[str, Any]:
+def observation(seed: int, frame: tuple[int, ...] = (224, 224, 3)) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     return {
-        "agentview": rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8),
+        "agentview": rng.integers(0, 256, size=frame, dtype=np.uint8),
         "state": rng.standard_normal(8).astype(np.float32),
         "instruction": "put the bowl on the plate",
     }
@@ -67,8 +68,8 @@ def time_calls(fn: Callable[[], Any], iters: int, warmup: int = 10) -> list[floa
     return samples
 
 
-def episode_latency(handle: PolicyHandle, iters: int) -> list[float]:
-    obs = observation(0)
+def episode_latency(handle: PolicyHandle, iters: int, frame: tuple[int, ...]) -> list[float]:
+    obs = observation(0, frame)
     handle.start_episode(obs["instruction"], {})
     try:
         return time_calls(lambda: handle.act(obs), iters)
@@ -80,17 +81,21 @@ def episode_latency(handle: PolicyHandle, iters: int) -> list[float]:
 def bench_latency(iters: int) -> None:
     server = PolicyServer(FixedCostPolicy())
     server.start_in_thread()
+    print(f"(a) latency of one OBSERVATION (uint8 frame + 8-d state), median of {iters} calls")
     try:
-        local = episode_latency(LocalPolicyHandle(FixedCostPolicy()), iters)
-        remote = episode_latency(RemotePolicyHandle(server.url), iters)
+        for frame in ((224, 224, 3), (512, 640, 3)):
+            handles: dict[str, Callable[[], PolicyHandle]] = {
+                "local in-process": lambda: LocalPolicyHandle(FixedCostPolicy()),
+                "loopback, wire": lambda: RemotePolicyHandle(server.url, shared_memory=False),
+                "loopback, shm": lambda: RemotePolicyHandle(server.url),
+            }
+            median = {label: statistics.median(episode_latency(make(), iters, frame)) for label, make in handles.items()}
+            local, wire, shm = median.values()
+            print(f"    frame {frame[1]}x{frame[0]}x{frame[2]}: " + "   ".join(
+                f"{label} {seconds * 1e3:.3f} ms" for label, seconds in median.items()))
+            print(f"        remote/local: wire {wire / local:.1f}x, shm {shm / local:.1f}x;  wire/shm {wire / shm:.2f}x")
     finally:
         server.stop()
-    print(f"(a) latency of one OBSERVATION (224x224x3 uint8 + 8-d state), {iters} calls")
-    for label, samples in (("local in-process", local), ("remote loopback", remote)):
-        print(f"    {label:<17} mean {statistics.mean(samples) * 1e3:8.3f} ms   "
-              f"median {statistics.median(samples) * 1e3:8.3f} ms")
-    print(f"    remote/local ratio: mean {statistics.mean(remote) / statistics.mean(local):.1f}x   "
-          f"median {statistics.median(remote) / statistics.median(local):.1f}x")
 
 
 def client_episode(url: str, seed: int, steps: int, start_at: float) -> tuple[float, float]:

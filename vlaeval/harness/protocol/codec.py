@@ -4,6 +4,10 @@ An array travels as a map with string marker keys::
 
     {"__ndarray__": True, "dtype": "<f4", "shape": [224, 224, 3], "data": b"..."}
 
+or, on a connection that set up shared memory (:mod:`.shm`), as a reference into it::
+
+    {"__shm_ndarray__": True, "dtype": "|u1", "shape": [512, 640, 3], "offset": 64}
+
 numpy scalars travel as plain Python scalars. Decoding validates the dtype against
 :data:`ALLOWED_DTYPES`, the shape against the byte length and the total size, and
 returns writable arrays that own their memory.
@@ -15,7 +19,7 @@ simulator environments with numpy 1.23), so no numpy-2-only API is used.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import msgpack
 import numpy as np
@@ -24,6 +28,19 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 """Largest frame :func:`unpackb` accepts unless told otherwise (64 MiB)."""
 
 ARRAY_MARKER = "__ndarray__"
+SHM_MARKER = "__shm_ndarray__"
+
+
+class ArrayPlacer(Protocol):
+    """Where an encoder may put a large array instead of inlining it (:class:`.shm.ShmWriter`)."""
+
+    def place(self, array: np.ndarray) -> dict[str, Any] | None: ...
+
+
+class ArrayResolver(Protocol):
+    """What turns a shared-memory reference back into an array (:class:`.shm.ShmReader`)."""
+
+    def array(self, ref: dict[Any, Any]) -> np.ndarray: ...
 
 ALLOWED_DTYPES = frozenset(
     {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
@@ -54,7 +71,7 @@ def check_dtype(dtype: Any) -> np.dtype:
 def array_from_parts(dtype: Any, shape: Any, data: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Build a writable array from wire parts after validating dtype, shape and size."""
     resolved = check_dtype(dtype)
-    dims = _check_shape(shape)
+    dims = check_shape(shape)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"array data must be bytes, got {type(data).__name__}")
     expected = math.prod(dims) * resolved.itemsize
@@ -69,7 +86,7 @@ def array_from_parts(dtype: Any, shape: Any, data: Any, max_bytes: int = DEFAULT
     return np.frombuffer(data, dtype=resolved).reshape(dims).copy()
 
 
-def _check_shape(shape: Any) -> tuple[int, ...]:
+def check_shape(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, (list, tuple)) or len(shape) > _MAX_NDIM:
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} integers, got {shape!r}")
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
@@ -87,11 +104,29 @@ def _encode_default(obj: Any) -> Any:
     raise CodecError(f"cannot encode object of type {type(obj).__name__}")
 
 
-def _decode_hook(max_bytes: int) -> Callable[[dict[Any, Any]], Any]:
+def _encoder(shm: ArrayPlacer | None) -> Callable[[Any], Any]:
+    if shm is None:
+        return _encode_default
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            ref = shm.place(obj)
+            if ref is not None:
+                return ref
+        return _encode_default(obj)
+
+    return default
+
+
+def _decode_hook(max_bytes: int, shm: ArrayResolver | None = None) -> Callable[[dict[Any, Any]], Any]:
     def hook(obj: dict[Any, Any]) -> Any:
-        if ARRAY_MARKER not in obj:
-            return obj
-        return array_from_parts(obj.get("dtype"), obj.get("shape"), obj.get("data"), max_bytes)
+        if ARRAY_MARKER in obj:
+            return array_from_parts(obj.get("dtype"), obj.get("shape"), obj.get("data"), max_bytes)
+        if SHM_MARKER in obj:
+            if shm is None:
+                raise CodecError("shared-memory array on a connection that did not set up shared memory")
+            return shm.array(obj)
+        return obj
 
     return hook
 
@@ -127,14 +162,15 @@ def check_frame(data: Any, max_bytes: int) -> None:
         raise CodecError(f"frame of {len(data)} bytes exceeds limit of {max_bytes} bytes")
 
 
-def packb(obj: Any) -> bytes:
-    """Encode ``obj`` (dicts, lists, scalars, str, bytes, numpy arrays and scalars)."""
-    return pack_with(obj, _encode_default)
+def packb(obj: Any, shm: ArrayPlacer | None = None) -> bytes:
+    """Encode ``obj`` (dicts, lists, scalars, str, bytes, numpy arrays and scalars);
+    with ``shm``, large arrays go into shared memory and the frame holds references."""
+    return pack_with(obj, _encoder(shm))
 
 
-def unpackb(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Decode a frame made by :func:`packb`; arrays come back as writable copies."""
-    return unpack_with(data, _decode_hook(max_bytes), max_bytes)
+def unpackb(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES, shm: ArrayResolver | None = None) -> Any:
+    """Decode a frame made by :func:`packb`; arrays (inline or in ``shm``) come back as writable copies."""
+    return unpack_with(data, _decode_hook(max_bytes, shm), max_bytes)
 
 
 def one_line(text: object, limit: int = 500) -> str:

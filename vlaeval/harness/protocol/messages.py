@@ -10,6 +10,10 @@ Conversation (client -> server, each reply echoes the request's ``seq``)::
     any request    -> ERROR {message, code, fatal}
 
 An ERROR answering a frame whose ``seq`` could not be read carries ``seq: None``.
+
+A client on the server's host may offer a shared-memory segment in ``HELLO.client["shm"]``;
+``HELLO.server["shm"]`` says whether the server mapped it, and then large arrays travel
+through it (:mod:`.shm`).
 """
 
 from __future__ import annotations
@@ -126,14 +130,15 @@ def _check_payload(kind: str, payload: dict[str, Any]) -> None:
             raise ProtocolError(f"{kind} payload {key!r} has type {type(payload[key]).__name__}")
 
 
-def encode(message: Message) -> bytes:
-    """Serialize ``message`` (raises :class:`~vlaeval.harness.protocol.codec.CodecError`)."""
-    return codec.packb(message.to_wire())
+def encode(message: Message, shm: codec.ArrayPlacer | None = None) -> bytes:
+    """Serialize ``message`` (raises :class:`~vlaeval.harness.protocol.codec.CodecError`);
+    ``shm``: the connection's shared-memory segment for large arrays (:mod:`.shm`)."""
+    return codec.packb(message.to_wire(), shm)
 
 
-def decode(data: bytes, max_bytes: int = codec.DEFAULT_MAX_BYTES) -> Message:
+def decode(data: bytes, max_bytes: int = codec.DEFAULT_MAX_BYTES, shm: codec.ArrayResolver | None = None) -> Message:
     """Parse and validate a frame (raises ``CodecError`` or :class:`ProtocolError`)."""
-    return Message.from_wire(codec.unpackb(data, max_bytes))
+    return Message.from_wire(codec.unpackb(data, max_bytes, shm))
 
 
 def peek_seq(data: Any) -> int | None:

@@ -30,6 +30,7 @@ from vlaeval.harness.policy import ActionError, Observation, Policy, as_action_c
 from vlaeval.harness.protocol import messages, openpi
 from vlaeval.harness.protocol.codec import DEFAULT_MAX_BYTES, CodecError, one_line
 from vlaeval.harness.protocol.messages import ErrorCode, Message, ProtocolError
+from vlaeval.harness.protocol.shm import ShmReader
 
 try:
     from websockets.asyncio.server import ServerConnection, serve
@@ -52,6 +53,13 @@ class _Session:
     state: Any = None
     active: bool = False
     instruction: str | None = None
+    shm: ShmReader | None = None  # the client's shared-memory segment, when it offered one we can map
+
+    def close_shm(self) -> None:
+        if self.shm is not None:
+            with contextlib.suppress(CodecError):
+                self.shm.close()
+            self.shm = None
 
 
 @dataclass
@@ -76,7 +84,9 @@ class PolicyServer:
         mode: Mode = "vlaeval",
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         openpi_keys: dict[str, str] | None = None,
+        shared_memory: bool = True,
     ):
+        """``shared_memory``: accept same-host clients' shared-memory segments for large arrays."""
         if mode not in ("vlaeval", "openpi"):
             raise ValueError(f"unknown server mode {mode!r} (expected 'vlaeval' or 'openpi')")
         if max_batch < 1:
@@ -86,6 +96,7 @@ class PolicyServer:
         self.max_batch, self.max_wait_s = max_batch, max_wait_ms / 1000.0
         self.mode = mode
         self.max_message_bytes = max_message_bytes
+        self.shared_memory = shared_memory
         self.openpi_keys = dict(openpi.DEFAULT_KEYS if openpi_keys is None else openpi_keys)
         self._spec = policy.spec()
         self._fingerprint = policy.fingerprint()
@@ -190,10 +201,11 @@ class PolicyServer:
         finally:
             with contextlib.suppress(ProtocolError):  # already logged by _call_policy
                 await self._end_episode(session, {"status": "disconnected"})
+            session.close_shm()
 
     async def _on_vlaeval_frame(self, session: _Session, frame: Any) -> bytes:
         try:
-            request = messages.decode(frame, self.max_message_bytes)
+            request = messages.decode(frame, self.max_message_bytes, session.shm)
         except (CodecError, ProtocolError) as exc:
             return self._error(messages.peek_seq(frame), exc)
         try:
@@ -219,7 +231,13 @@ class PolicyServer:
                 ErrorCode.VERSION_MISMATCH,
                 fatal=True,
             )
-        server = {"mode": self.mode, "max_batch": self.max_batch, "max_message_bytes": self.max_message_bytes}
+        client = request.payload.get("client")
+        offer = client.get("shm") if isinstance(client, dict) else None
+        if offer is not None and self.shared_memory:
+            session.close_shm()
+            session.shm = ShmReader.accept(offer, self.max_message_bytes)
+        server = {"mode": self.mode, "max_batch": self.max_batch, "max_message_bytes": self.max_message_bytes,
+                  "shm": session.shm is not None}
         return messages.hello_reply(request, self._spec.to_dict(), self._fingerprint, server)
 
     async def _on_episode_start(self, session: _Session, request: Message) -> Message:

@@ -30,6 +30,13 @@ BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CPUs the renderer (lavapipe, MuJoCo) needs; so workers default to one BLAS thread."""
 
 
+def apply_sim_process_defaults(env: dict[str, str]) -> dict[str, str]:
+    """Set, unless already set, the process settings every simulator process gets (see :data:`BLAS_THREAD_VARS`)."""
+    for var in BLAS_THREAD_VARS:  # unless the user or the config chose otherwise
+        env.setdefault(var, "1")
+    return env
+
+
 class WorkerDied(RuntimeError):
     """The worker process crashed, hung, or failed an episode with an exception."""
 
@@ -57,9 +64,7 @@ def worker_environment(config: WorkerConfig) -> dict[str, str]:
     env.update(config.env)
     env["PYTHONPATH"] = os.pathsep.join([source_root, *config.extra_pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    for var in BLAS_THREAD_VARS:  # unless the user or the config chose otherwise
-        env.setdefault(var, "1")
-    return env
+    return apply_sim_process_defaults(env)
 
 
 def _die_with_parent() -> None:
