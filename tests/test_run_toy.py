@@ -38,6 +38,8 @@ def test_local_pool_runs_every_episode_and_resume_skips_them(tmp_path):
     assert len(episodes) == 12 and not attempts
     assert all(e["steps"] >= 4 and e["attempts"] == 1 for e in episodes)
     assert runs[0]["metadata"]["suite"]["protocol"]["max_steps"] == 30
+    # the worker and the run's policy server share this host: observations go through shared memory
+    assert runs[0]["metadata"]["backend"]["policy_transport"] == ("shm" if os.path.isdir("/dev/shm") else "wire")
     again = run(tmp_path, workers=2, seeds=[0, 1], episodes_per_task=2)
     assert again.skipped == 12 and again.ran == 0
     wider = run(tmp_path, workers=2, seeds=[0, 1, 2], episodes_per_task=2)

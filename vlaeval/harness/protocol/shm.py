@@ -12,6 +12,10 @@ server that can open the file and read the same nonce maps it read-only and answ
 ``"shm": true``; otherwise the conversation stays on the wire. Either way the client unlinks the
 file as soon as the HELLO is answered, so a crashed worker leaves nothing in ``/dev/shm``.
 
+Trust: the segment belongs to a client on the same host (as the same user, file mode 0600); a
+client that shrank its own file after the handshake could fault the server's reads, which our
+client never does.
+
 An array travels as ``{"__shm_ndarray__": True, "dtype", "shape", "offset"}``; arrays smaller
 than :data:`MIN_ARRAY_BYTES`, or that no longer fit in the segment, stay inline. Only numpy and
 the standard library are used (this runs inside simulator environments with numpy 1.23).

@@ -42,6 +42,10 @@ class Worker:
         self.backend: SimBackend = make_backend(init["backend"], init.get("options") or {})
         self.policy: PolicyHandle = connect_policy(init["policy_url"], **(init.get("policy_options") or {}))
 
+    def describe(self) -> dict[str, Any]:
+        """The backend's description plus how observations reach the policy (``shm`` or ``wire``)."""
+        return {**self.backend.describe(), "policy_transport": getattr(self.policy, "transport", "wire")}
+
     def run(self, message: dict[str, Any]) -> dict[str, Any]:
         episode = EpisodeSpec.from_dict(message["episode"])
         last_beat = [0.0]
@@ -74,7 +78,7 @@ def serve(channel: Channel) -> int:
     except Exception as exc:
         channel.send({"type": "fatal", "error": f"{type(exc).__name__}: {exc}"})
         return 2
-    channel.send({"type": "ready", "pid": os.getpid(), "backend": worker.backend.describe(),
+    channel.send({"type": "ready", "pid": os.getpid(), "backend": worker.describe(),
                   "python": sys.version.split()[0]})
     described = False
     try:
@@ -89,7 +93,7 @@ def serve(channel: Channel) -> int:
                 try:
                     reply = {"type": "result", "result": worker.run(message)}
                     if not described:  # after the first episode the renderer is known
-                        reply["backend"] = worker.backend.describe()
+                        reply["backend"] = worker.describe()
                         described = True
                     channel.send(reply)
                 except Exception as exc:
