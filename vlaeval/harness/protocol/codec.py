@@ -68,15 +68,21 @@ def check_dtype(dtype: Any) -> np.dtype:
     return resolved
 
 
+def array_layout(dtype: Any, shape: Any, max_bytes: int) -> tuple[np.dtype, tuple[int, ...], int]:
+    """``(dtype, shape, nbytes)`` of an array described on the wire, after validating all three."""
+    resolved = check_dtype(dtype)
+    dims = _check_shape(shape)
+    nbytes = math.prod(dims) * resolved.itemsize
+    if nbytes > max_bytes:
+        raise CodecError(f"array of shape {dims} ({nbytes} bytes) exceeds limit of {max_bytes} bytes")
+    return resolved, dims, nbytes
+
+
 def array_from_parts(dtype: Any, shape: Any, data: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Build a writable array from wire parts after validating dtype, shape and size."""
-    resolved = check_dtype(dtype)
-    dims = check_shape(shape)
+    resolved, dims, expected = array_layout(dtype, shape, max_bytes)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"array data must be bytes, got {type(data).__name__}")
-    expected = math.prod(dims) * resolved.itemsize
-    if expected > max_bytes:
-        raise CodecError(f"array of shape {dims} ({expected} bytes) exceeds limit of {max_bytes} bytes")
     if expected != len(data):
         raise CodecError(
             f"array of shape {dims} and dtype {resolved.str} needs {expected} bytes, got {len(data)}"
@@ -86,7 +92,7 @@ def array_from_parts(dtype: Any, shape: Any, data: Any, max_bytes: int = DEFAULT
     return np.frombuffer(data, dtype=resolved).reshape(dims).copy()
 
 
-def check_shape(shape: Any) -> tuple[int, ...]:
+def _check_shape(shape: Any) -> tuple[int, ...]:
     if not isinstance(shape, (list, tuple)) or len(shape) > _MAX_NDIM:
         raise CodecError(f"array shape must be a list of at most {_MAX_NDIM} integers, got {shape!r}")
     if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):

@@ -57,8 +57,7 @@ class _Session:
 
     def close_shm(self) -> None:
         if self.shm is not None:
-            with contextlib.suppress(CodecError):
-                self.shm.close()
+            self.shm.close()
             self.shm = None
 
 
